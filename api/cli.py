@@ -1,0 +1,97 @@
+"""The `mmos` command: serve, worker, db upgrade, export-schema, demo."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from api.settings import Settings, get_settings
+
+log = logging.getLogger("mmos.cli")
+
+
+def _database_url(settings: Settings) -> str:
+    from api.bootstrap import resolve_database_url
+    from db.embedded import EmbeddedUnavailable
+
+    try:
+        return resolve_database_url(settings)
+    except EmbeddedUnavailable as exc:
+        print(f"mmos: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Start the API server (embedded PostgreSQL unless DATABASE_URL is set)."""
+    import uvicorn
+
+    from api.app import create_app
+    from api.logging import configure_logging
+
+    settings = get_settings()
+    host = args.host or settings.host
+    port = args.port or settings.port
+    configure_logging(settings.log_level, settings.log_json)
+    url = _database_url(settings)
+    app = create_app(settings, database_url=url)
+    log.info("serving GraphQL on http://%s:%s/graphql", host, port)
+    uvicorn.run(app, host=host, port=port, log_config=None, ws="websockets",
+                proxy_headers=True, timeout_graceful_shutdown=10)
+    return 0
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    """Apply migrations to the configured database."""
+    from db.migrate import upgrade_sync
+
+    settings = get_settings()
+    upgrade_sync(_database_url(settings), args.revision)
+    print(f"database upgraded to {args.revision}")
+    return 0
+
+
+def cmd_export_schema(args: argparse.Namespace) -> int:
+    """Print the GraphQL SDL (sorted), the content of schema.graphql."""
+    from strawberry.printer import print_schema
+
+    from api.schema import schema
+
+    sys.stdout.write(print_schema(schema) + "\n")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mmos", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="start the GraphQL server")
+    serve.add_argument("--host", default=None, help="bind address (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=None, help="port (default 8000)")
+    serve.set_defaults(func=cmd_serve)
+
+    database = commands.add_parser("db", help="database maintenance")
+    db_commands = database.add_subparsers(dest="db_command", required=True)
+    upgrade = db_commands.add_parser("upgrade", help="apply migrations")
+    upgrade.add_argument("revision", nargs="?", default="head")
+    upgrade.set_defaults(func=cmd_db_upgrade)
+
+    export = commands.add_parser("export-schema", help="print the GraphQL SDL")
+    export.set_defaults(func=cmd_export_schema)
+
+    for register in _EXTRA_COMMANDS:
+        register(commands)
+    return parser
+
+
+_EXTRA_COMMANDS: list = []  # type: ignore[type-arg]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,191 @@
+"""Source mutations: create, update, delete, bulk import. Errors come back as data."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+import strawberry
+
+from api.errors import Conflict, NotFound, ValidationError, as_payload
+from api.ids import parse_id, to_global
+from api.types.enums import ExtractionPriority, SourceQuality, SourceType
+from api.types.source import Source
+from db.sources import SourceRepository
+from domain import model as m
+from domain.errors import DomainError, FieldIssue, InvalidInput
+from domain.sources import SourceData, SourceLimits, validate_new_source, validate_source_changes
+
+
+@strawberry.input
+class CreateSourceInput:
+    source_code: str = strawberry.field(description="Unique code, e.g. INT_2024_001.")
+    title: str
+    source_type: SourceType
+    content: str
+    quality: SourceQuality = m.SourceQuality.PRIMARY
+    extraction_priority: ExtractionPriority = m.ExtractionPriority.MEDIUM
+    language: str = strawberry.field(default="en", description="BCP 47 tag: en, pt-BR…")
+    author: str | None = None
+    url: str | None = None
+    source_date: dt.date | None = None
+    notes: str | None = None
+
+
+@strawberry.input
+class UpdateSourceInput:
+    id: strawberry.ID
+    source_code: str | None = strawberry.UNSET
+    title: str | None = strawberry.UNSET
+    source_type: SourceType | None = strawberry.UNSET
+    quality: SourceQuality | None = strawberry.UNSET
+    extraction_priority: ExtractionPriority | None = strawberry.UNSET
+    content: str | None = strawberry.UNSET
+    language: str | None = strawberry.UNSET
+    author: str | None = strawberry.UNSET
+    url: str | None = strawberry.UNSET
+    source_date: dt.date | None = strawberry.UNSET
+    notes: str | None = strawberry.UNSET
+
+
+@strawberry.input
+class DeleteSourceInput:
+    id: strawberry.ID
+
+
+@strawberry.input
+class ImportSourcesInput:
+    sources: list[CreateSourceInput]
+
+
+@strawberry.type
+class CreateSourcePayload:
+    source: Source
+
+
+@strawberry.type
+class UpdateSourcePayload:
+    source: Source
+
+
+@strawberry.type
+class DeleteSourcePayload:
+    deleted_id: strawberry.ID
+    source_code: str
+
+
+@strawberry.type
+class ImportSourcesPayload:
+    sources: list[Source]
+    count: int
+
+
+CreateSourceResult = Annotated[
+    CreateSourcePayload | ValidationError | NotFound | Conflict,
+    strawberry.union("CreateSourceResult"),
+]
+UpdateSourceResult = Annotated[
+    UpdateSourcePayload | ValidationError | NotFound | Conflict,
+    strawberry.union("UpdateSourceResult"),
+]
+DeleteSourceResult = Annotated[
+    DeleteSourcePayload | ValidationError | NotFound | Conflict,
+    strawberry.union("DeleteSourceResult"),
+]
+ImportSourcesResult = Annotated[
+    ImportSourcesPayload | ValidationError | NotFound | Conflict,
+    strawberry.union("ImportSourcesResult"),
+]
+
+
+def _raw(data: CreateSourceInput) -> dict[str, Any]:
+    return {
+        "source_code": data.source_code,
+        "title": data.title,
+        "source_type": data.source_type,
+        "quality": data.quality,
+        "extraction_priority": data.extraction_priority,
+        "content": data.content,
+        "language": data.language,
+        "author": data.author,
+        "url": data.url,
+        "source_date": data.source_date,
+        "notes": data.notes,
+    }
+
+
+def _limits(info: strawberry.Info) -> SourceLimits:
+    return SourceLimits(max_content_bytes=info.context.runtime.settings.max_content_bytes)
+
+
+@strawberry.type
+class SourceMutations:
+    @strawberry.mutation(description="Store a new source; its content hash must be new.")
+    async def create_source(self, info: strawberry.Info,
+                            input: CreateSourceInput) -> CreateSourceResult:
+        try:
+            data = validate_new_source(_raw(input), _limits(info))
+            async with info.context.runtime.transaction() as session:
+                row = await SourceRepository(session).add(data)
+            return CreateSourcePayload(source=Source.from_row(row))
+        except DomainError as exc:
+            return as_payload(exc)
+
+    @strawberry.mutation(description="Change some fields of a source; omitted fields stay.")
+    async def update_source(self, info: strawberry.Info,
+                            input: UpdateSourceInput) -> UpdateSourceResult:
+        try:
+            source_id = parse_id(input.id, "Source", ("input", "id"))
+            raw = {key: value for key, value in vars(input).items()
+                   if key != "id" and value is not strawberry.UNSET}
+            changes = validate_source_changes(raw, _limits(info))
+            if not changes:
+                raise InvalidInput.single(("input",), "names no field to change")
+            async with info.context.runtime.transaction() as session:
+                row = await SourceRepository(session).update(source_id, changes)
+            return UpdateSourcePayload(source=Source.from_row(row))
+        except DomainError as exc:
+            return as_payload(exc)
+
+    @strawberry.mutation(description="Delete a source with its runs and fragments.")
+    async def delete_source(self, info: strawberry.Info,
+                            input: DeleteSourceInput) -> DeleteSourceResult:
+        try:
+            source_id = parse_id(input.id, "Source", ("input", "id"))
+            async with info.context.runtime.transaction() as session:
+                row = await SourceRepository(session).delete(source_id)
+            return DeleteSourcePayload(deleted_id=strawberry.ID(to_global("Source", source_id)),
+                                       source_code=row.source_code)
+        except DomainError as exc:
+            return as_payload(exc)
+
+    @strawberry.mutation(description="Store many sources at once: all of them or none.")
+    async def import_sources(self, info: strawberry.Info,
+                             input: ImportSourcesInput) -> ImportSourcesResult:
+        try:
+            limit = info.context.runtime.settings.max_import_items
+            if not input.sources:
+                raise InvalidInput.single(("input", "sources"), "must not be empty")
+            if len(input.sources) > limit:
+                raise InvalidInput.single(("input", "sources"),
+                                          f"has {len(input.sources)} items; the limit is {limit}")
+            valid: list[tuple[int, SourceData]] = []
+            issues: list[FieldIssue] = []
+            for index, item in enumerate(input.sources):
+                try:
+                    valid.append((index, validate_new_source(
+                        _raw(item), _limits(info), ("input", "sources", str(index)))))
+                except InvalidInput as exc:
+                    issues.extend(exc.issues)
+            async with info.context.runtime.transaction() as session:
+                repository = SourceRepository(session)
+                issues.extend(await repository.import_issues(valid))
+                if issues:
+                    issues.sort(key=lambda issue: int(issue.path[2]))
+                    raise InvalidInput(issues)
+                rows = await repository.add_all([item for _, item in valid])
+            return ImportSourcesPayload(sources=[Source.from_row(r) for r in rows],
+                                        count=len(rows))
+        except DomainError as exc:
+            return as_payload(exc)
+

@@ -1,0 +1,34 @@
+"""Relay connections with totalCount built from keyset pages."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+import strawberry
+from strawberry import relay
+
+from db.keyset import Page
+
+N = TypeVar("N")
+
+
+@strawberry.type(description="A page of results with Relay cursors and the total count.")
+class CountedConnection(relay.Connection[N], Generic[N]):
+    total_count: int = strawberry.field(description="Results matching the filter, all pages.")
+
+
+def build_connection(cls: type[Any], page: Page, to_node: Callable[[Any], Any]) -> Any:
+    """Fill a connection class from a keyset page."""
+    edges = [relay.Edge(cursor=cursor, node=to_node(row))
+             for cursor, row in zip(page.cursors, page.rows, strict=True)]
+    return cls(
+        edges=edges,
+        page_info=relay.PageInfo(
+            has_next_page=page.has_next_page,
+            has_previous_page=page.has_previous_page,
+            start_cursor=page.cursors[0] if page.cursors else None,
+            end_cursor=page.cursors[-1] if page.cursors else None,
+        ),
+        total_count=page.total_count,
+    )

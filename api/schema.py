@@ -1,0 +1,88 @@
+"""The Strawberry schema: queries, mutations, subscriptions and the hardening extensions."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import strawberry
+from strawberry import relay
+from strawberry.extensions import (
+    DisableIntrospection,
+    MaskErrors,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    QueryDepthLimiter,
+    SchemaExtension,
+)
+from strawberry.schema.config import StrawberryConfig
+
+from api.errors import should_mask_error
+from api.mutations.sources import SourceMutations
+from api.queries.sources import SourceQueries
+from api.settings import Settings
+
+
+def _root_types() -> tuple[type, type]:
+    # Relay node fields are bound to one schema when it is built: each schema gets new roots.
+    @strawberry.type
+    class Query(SourceQueries):
+        node: relay.Node | None = relay.node(description="Any object by its global ID.")
+        nodes: list[relay.Node | None] = relay.node(
+            description="Objects by global IDs, in order."
+        )
+
+    @strawberry.type
+    class Mutation(SourceMutations):
+        pass
+
+    return Query, Mutation
+
+
+class _Active:
+    """Settings the schema's extension factories read (the app sets them at creation)."""
+
+    settings: Settings | None = None
+
+
+def use_settings(settings: Settings) -> None:
+    """Apply limits and switches of `settings` to every following operation."""
+    _Active.settings = settings
+
+
+def _settings() -> Settings:
+    if _Active.settings is None:
+        _Active.settings = Settings()
+    return _Active.settings
+
+
+class _Noop(SchemaExtension):
+    pass
+
+
+def _introspection_switch() -> SchemaExtension:
+    return _Noop() if _settings().introspection_enabled else DisableIntrospection()
+
+
+EXTENSIONS: list[Callable[[], Any]] = [
+    lambda: QueryDepthLimiter(max_depth=_settings().max_query_depth),
+    lambda: MaxTokensLimiter(max_token_count=_settings().max_query_tokens),
+    lambda: MaxAliasesLimiter(max_alias_count=_settings().max_aliases),
+    _introspection_switch,
+    lambda: MaskErrors(should_mask_error=should_mask_error,
+                       error_message="Internal error; it has been logged."),
+]
+
+
+def _build() -> strawberry.Schema:
+    query, mutation = _root_types()
+    return strawberry.Schema(
+        query=query,
+        mutation=mutation,
+        extensions=EXTENSIONS,
+        config=StrawberryConfig(auto_camel_case=True),
+    )
+
+
+# One schema per process: Strawberry binds types (unions, relay fields) to the schema built.
+schema = _build()

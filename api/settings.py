@@ -1,0 +1,98 @@
+"""Settings from the environment (and `.env`): `MMOS_` prefix, plus DATABASE_URL and REDIS_URL."""
+
+from __future__ import annotations
+
+import ipaddress
+from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob of MMOS. `.env.example` documents each one."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MMOS_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    env: Literal["development", "production", "test"] = "development"
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("DATABASE_URL", "MMOS_DATABASE_URL")
+    )
+    redis_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("REDIS_URL", "MMOS_REDIS_URL")
+    )
+    data_dir: Path = Path(".mmos")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    # GraphQL surface and input limits
+    graphiql: bool | None = None
+    introspection: bool | None = None
+    max_query_depth: int = Field(default=12, ge=2)
+    max_query_tokens: int = Field(default=2000, ge=50)
+    max_aliases: int = Field(default=30, ge=1)
+    max_request_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    max_content_bytes: int = Field(default=5 * 1024 * 1024, ge=1)
+    max_import_items: int = Field(default=500, ge=1)
+    max_subscriptions_per_connection: int = Field(default=20, ge=1)
+
+    # Processing
+    worker_threads: int = Field(default=4, ge=1)
+    job_lease_seconds: int = Field(default=60, ge=5)
+    job_max_attempts: int = Field(default=3, ge=1)
+    sweep_interval_seconds: float = Field(default=15.0, gt=0)
+    llm_timeout_seconds: float = Field(default=120.0, gt=0)
+    llm_max_transient_retries: int = Field(default=4, ge=0)
+    llm_concurrency: int = Field(default=8, ge=1)
+    chunk_max_tokens: int = Field(default=1500, ge=100)
+    chunk_overlap_tokens: int = Field(default=100, ge=0)
+    reservation_ttl_seconds: int = Field(default=900, ge=30)
+    daily_budget_usd: Decimal | None = Field(default=None, ge=0)
+    fragment_cost_limit_usd: Decimal | None = Field(default=None, ge=0)
+    cost_guard_min_fragments: int = Field(default=10, ge=1)
+    worker_metrics_port: int | None = None
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        for prefix in ("postgresql://", "postgres://"):
+            if value.startswith(prefix):
+                return "postgresql+asyncpg://" + value[len(prefix) :]
+        return value
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def graphiql_enabled(self) -> bool:
+        return self.graphiql if self.graphiql is not None else not self.is_production
+
+    @property
+    def introspection_enabled(self) -> bool:
+        return self.introspection if self.introspection is not None else not self.is_production
+
+    def binds_beyond_loopback(self, host: str | None = None) -> bool:
+        """True when the server listens on anything but the loopback interface."""
+        target = host or self.host
+        if target == "localhost":
+            return False
+        try:
+            return not ipaddress.ip_address(target).is_loopback
+        except ValueError:
+            return True
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

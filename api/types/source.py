@@ -1,0 +1,122 @@
+"""The Source node, its connection, filters and ordering."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from collections.abc import Iterable
+from typing import Any
+
+import strawberry
+from strawberry import relay
+
+from api.pagination import CountedConnection
+from api.types.enums import (
+    ExtractionPriority,
+    OrderDirection,
+    SourceQuality,
+    SourceStatus,
+    SourceType,
+)
+from db.sources import SourceFilter as SourceFilterSpec
+from db.tables import SourceRow
+from domain import model as m
+
+
+@strawberry.type(description="One piece of material about the person: text plus metadata.")
+class Source(relay.Node):
+    id: relay.NodeID[int]
+    source_code: str
+    title: str
+    source_type: SourceType
+    quality: SourceQuality
+    extraction_priority: ExtractionPriority
+    status: SourceStatus
+    content: str
+    content_sha256: str = strawberry.field(description="sha256 of the UTF-8 content.")
+    word_count: int
+    char_count: int = strawberry.field(description="Length in characters (code points).")
+    language: str
+    author: str | None
+    url: str | None
+    source_date: dt.date | None
+    notes: str | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+    @classmethod
+    def from_row(cls, row: SourceRow) -> Source:
+        return cls(
+            id=row.id or 0,
+            source_code=row.source_code,
+            title=row.title,
+            source_type=m.SourceType(row.source_type),
+            quality=m.SourceQuality(row.quality),
+            extraction_priority=m.ExtractionPriority(row.extraction_priority),
+            status=m.SourceStatus(row.status),
+            content=row.content,
+            content_sha256=row.content_sha256,
+            word_count=row.word_count,
+            char_count=row.char_count,
+            language=row.language,
+            author=row.author,
+            url=row.url,
+            source_date=row.source_date,
+            notes=row.notes,
+            created_at=row.created_at,  # type: ignore[arg-type]
+            updated_at=row.updated_at,  # type: ignore[arg-type]
+        )
+
+    @classmethod
+    async def resolve_nodes(cls, *, info: strawberry.Info, node_ids: Iterable[str],
+                            required: bool = False) -> list[Source | None]:
+        ids = [int(i) if str(i).isdigit() and len(str(i)) < 19 else -1 for i in node_ids]
+        rows = await info.context.loaders.source.load_many(ids)
+        return [cls.from_row(row) if row is not None else None for row in rows]
+
+
+@strawberry.type(name="SourceConnection")
+class SourceConnection(CountedConnection[Source]):
+    """Sources, paged with keyset cursors."""
+
+
+@strawberry.input(description="Filters on sources; each list means any of its values.")
+class SourceFilter:
+    source_types: list[SourceType] | None = None
+    qualities: list[SourceQuality] | None = None
+    priorities: list[ExtractionPriority] | None = None
+    statuses: list[SourceStatus] | None = None
+    languages: list[str] | None = None
+    title_contains: str | None = strawberry.field(default=None,
+                                                  description="Case-insensitive substring.")
+    author_contains: str | None = None
+
+    def to_spec(self) -> SourceFilterSpec:
+        def values(items: list[Any] | None) -> list[str] | None:
+            return [str(item) for item in items] if items else None
+
+        return SourceFilterSpec(
+            source_types=values(self.source_types),
+            qualities=values(self.qualities),
+            priorities=values(self.priorities),
+            statuses=values(self.statuses),
+            languages=self.languages or None,
+            title_contains=(self.title_contains or "")[:200] or None,
+            author_contains=(self.author_contains or "")[:200] or None,
+        )
+
+
+@strawberry.enum
+class SourceOrderField(enum.StrEnum):
+    CREATED_AT = "CREATED_AT"
+    UPDATED_AT = "UPDATED_AT"
+    TITLE = "TITLE"
+    SOURCE_CODE = "SOURCE_CODE"
+    PRIORITY = "PRIORITY"
+    WORD_COUNT = "WORD_COUNT"
+
+
+@strawberry.input(description="Sort order of sources (ties broken by id).")
+class SourceOrder:
+    field: SourceOrderField = SourceOrderField.CREATED_AT
+    direction: OrderDirection = OrderDirection.DESC

@@ -1,0 +1,85 @@
+"""Value objects of a single model call, shared by the gateway port and the pipeline."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSpec:
+    """What the gateway needs to call one catalog model."""
+
+    name: str
+    litellm_model: str
+    api_base: str | None = None
+    input_cost_per_million: Decimal | None = None
+    output_cost_per_million: Decimal | None = None
+    context_window: int = 8192
+    max_output_tokens: int = 4096
+
+    @property
+    def is_priced(self) -> bool:
+        return self.input_cost_per_million is not None and self.output_cost_per_million is not None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRequest:
+    """One chat completion request."""
+
+    model: ModelSpec
+    messages: list[dict[str, str]]
+    max_tokens: int
+    temperature: float = 0.0
+    json_schema: dict[str, object] | None = None
+    timeout_s: float = 120.0
+
+
+@dataclass(frozen=True, slots=True)
+class ModelResponse:
+    """What one successful provider call returned and cost."""
+
+    content: str
+    finish_reason: str | None
+    input_tokens: int
+    output_tokens: int
+    cost_usd: Decimal
+    latency_ms: int
+    raw_model: str | None = None
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+class ModelCallError(Exception):
+    """Base of provider call failures; carries usage when the provider reported any."""
+
+    def __init__(self, message: str, *, cost_usd: Decimal = Decimal(0)) -> None:
+        super().__init__(message)
+        self.message = message
+        self.cost_usd = cost_usd
+
+
+class TransientModelError(ModelCallError):
+    """Worth retrying after a pause: 429, 5xx, timeouts, connection resets."""
+
+    def __init__(
+        self, message: str, *, retry_after_s: float | None = None, cost_usd: Decimal = Decimal(0)
+    ) -> None:
+        super().__init__(message, cost_usd=cost_usd)
+        self.retry_after_s = retry_after_s
+
+
+class DeterministicModelError(ModelCallError):
+    """Retrying will not help: bad request, unknown model, authentication, unpriced model."""
+
+
+class ModelClient(Protocol):
+    """Port to a chat-completion provider. One call to `complete` is exactly one provider call."""
+
+    async def complete(self, request: ModelRequest) -> ModelResponse: ...
+
+    def worst_case_cost(self, request: ModelRequest, prompt_tokens: int) -> Decimal | None:
+        """Upper bound of the call's cost, or None when the model has no known price."""
+        ...
+
+    def count_tokens(self, model: ModelSpec, text: str) -> int: ...

@@ -1,0 +1,384 @@
+"""A loopback OpenAI-compatible chat server that tests script: content, usage, latency, faults.
+
+Tests talk to it over real HTTP through LiteLLM (`openai/<name>` + `api_base=provider.url`), so
+the whole client stack (SDK, retries, error mapping) is exercised without any real provider.
+
+Run standalone for manual demos: `python -m tests.support.fake_provider --port 8765`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import itertools
+import json
+import re
+import socket
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from domain.prompt import source_text_of
+
+Fault = Literal["429", "500", "400", "timeout", "malformed", "empty"]
+
+DEFAULT_MODEL = "fake-model"
+_TIMEOUT_SLEEP_S = 60.0
+_CATEGORIES = ("cognitive", "behavioral", "values_beliefs", "emotional", "social", "biographical")
+_SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?]+|$)", re.MULTILINE)
+
+
+@dataclass(frozen=True, slots=True)
+class Scripted:
+    """One scripted answer of the fake provider.
+
+    Parameters:
+      content: the assistant message content.
+      prompt_tokens / completion_tokens: reported usage; estimated from text when None.
+      latency: seconds to wait before answering.
+      finish_reason: "stop" or "length".
+      fault: answer with a failure instead of `content` ("429", "500", "400", "timeout",
+        "malformed" body, "empty" content).
+      retry_after: the Retry-After header value sent with a 429.
+    """
+
+    content: str = ""
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    latency: float = 0.0
+    finish_reason: str = "stop"
+    fault: Fault | None = None
+    retry_after: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedRequest:
+    """What the fake received in one POST /v1/chat/completions."""
+
+    model: str
+    messages: list[dict[str, Any]]
+    max_tokens: int | None
+    temperature: float | None
+    response_format: dict[str, Any] | None
+    body: dict[str, Any] = field(repr=False)
+    received_at: float = 0.0
+
+
+Responder = Callable[[RecordedRequest], Scripted]
+
+
+# ---------------------------------------------------------------------------------------------
+# Answer builders: grounded fragments made of the source text the prompt carries.
+
+
+def sentences_of(text: str) -> list[str]:
+    """Sentences of `text`, stripped, exactly as they appear in it (one per line break too)."""
+    return [m.group().strip() for m in _SENTENCE.finditer(text) if m.group().strip()]
+
+
+def fragment_for(sentence: str, ordinal: int) -> dict[str, Any]:
+    """One answer fragment whose quote is the sentence verbatim."""
+    return {
+        "content": sentence,
+        "quote": sentence,
+        "category": _CATEGORIES[ordinal % len(_CATEGORIES)],
+        "subcategory": "",
+        "fragment_type": "direct_quote",
+        "context": "",
+        "insight": f"Statement {ordinal + 1} of the speaker.",
+        "relevance": 7,
+        "confidence": 0.9,
+        "tags": ["fake"],
+    }
+
+
+def answer_json(fragments: list[dict[str, Any]]) -> str:
+    """The answer body the prompt asks for."""
+    return json.dumps({"fragments": fragments}, ensure_ascii=False)
+
+
+def grounded_fragments(request: RecordedRequest) -> list[dict[str, Any]]:
+    """One fragment per sentence of the source text between the prompt markers."""
+    text = source_text_of(_string_messages(request.messages)) or ""
+    return [fragment_for(sentence, i) for i, sentence in enumerate(sentences_of(text))]
+
+
+def echo_responder(request: RecordedRequest) -> Scripted:
+    """Default behaviour: a grounded fragment per sentence, with exact quotes."""
+    return Scripted(content=answer_json(grounded_fragments(request)))
+
+
+def inventing_responder(
+    invented_quote: str = "I have always wanted to live on the moon.",
+) -> Responder:
+    """Grounded fragments plus one whose quote is not in the source."""
+
+    def respond(request: RecordedRequest) -> Scripted:
+        fragments = grounded_fragments(request)
+        fragments.append({**fragment_for(invented_quote, len(fragments)), "relevance": 10})
+        return Scripted(content=answer_json(fragments))
+
+    return respond
+
+
+def half_responder(request: RecordedRequest) -> Scripted:
+    """Only every other grounded fragment: a model with half the recall."""
+    return Scripted(content=answer_json(grounded_fragments(request)[::2]))
+
+
+def fenced_responder(request: RecordedRequest) -> Scripted:
+    """The grounded answer wrapped in a ```json code fence with a line of prose before it."""
+    body = answer_json(grounded_fragments(request))
+    return Scripted(content=f"Here are the fragments:\n```json\n{body}\n```")
+
+
+def _string_messages(messages: list[dict[str, Any]]) -> list[dict[str, str]]:
+    return [
+        {"role": str(m.get("role", "")), "content": m["content"]}
+        for m in messages
+        if isinstance(m.get("content"), str)
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# The server.
+
+
+class FakeProvider:
+    """Scriptable OpenAI-compatible server on 127.0.0.1, run by uvicorn in a background thread.
+
+    Parameters:
+      default: the responder used when no scripted answer is queued for a model.
+      port: the port to bind; 0 picks a free one.
+    """
+
+    def __init__(self, default: Responder = echo_responder, *, port: int = 0) -> None:
+        self._default = default
+        self._port = port
+        self._scripts: dict[str, deque[Scripted]] = {}
+        self._requests: list[RecordedRequest] = []
+        self._lock = threading.Lock()
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopped: asyncio.Event | None = None
+        self._ids = itertools.count(1)
+        self.app = Starlette(
+            routes=[
+                Route("/v1/chat/completions", self._chat, methods=["POST"]),
+                Route("/v1/models", self._models, methods=["GET"]),
+            ]
+        )
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """Base URL to pass as `api_base`, ending in /v1."""
+        return f"http://127.0.0.1:{self._port}/v1"
+
+    def start(self) -> FakeProvider:
+        """Bind and serve in a daemon thread; returns once the server accepts connections."""
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", self._port))
+        self._port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            self.app,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            backlog=1024,
+            timeout_graceful_shutdown=1,
+        )
+        self._server = uvicorn.Server(config)
+        self._loop, self._stopped = None, None
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [sock]}, daemon=True
+        )
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("fake provider did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        """Stop serving; requests sleeping on a `timeout` fault are released."""
+        if self._server is None or self._thread is None:
+            return
+        if self._loop is not None and self._stopped is not None:
+            self._loop.call_soon_threadsafe(self._stopped.set)
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+        self._server, self._thread, self._loop, self._stopped = None, None, None, None
+
+    def __enter__(self) -> FakeProvider:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # -- scripting ------------------------------------------------------------------------------
+
+    def script(self, model: str, *responses: Scripted) -> None:
+        """Queue answers for `model` (with or without the `openai/` prefix; "*" for any model)."""
+        with self._lock:
+            self._scripts.setdefault(_served_name(model), deque()).extend(responses)
+
+    def set_default(self, responder: Responder) -> None:
+        """Answer with `responder` whenever no scripted answer is queued."""
+        self._default = responder
+
+    def reset(self) -> None:
+        """Forget queued scripts and recorded requests; back to the echo responder."""
+        with self._lock:
+            self._scripts.clear()
+            self._requests.clear()
+        self._default = echo_responder
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """A copy of every chat request received, in arrival order."""
+        with self._lock:
+            return list(self._requests)
+
+    def requests_for(self, model: str) -> list[RecordedRequest]:
+        """Requests received for one model."""
+        served = _served_name(model)
+        return [r for r in self.requests if r.model == served]
+
+    def _next_answer(self, request: RecordedRequest) -> Scripted:
+        with self._lock:
+            self._requests.append(request)
+            for key in (request.model, "*"):
+                queue = self._scripts.get(key)
+                if queue:
+                    return queue.popleft()
+        return self._default(request)
+
+    # -- HTTP handlers --------------------------------------------------------------------------
+
+    async def _models(self, _: Request) -> Response:
+        with self._lock:
+            names = sorted({DEFAULT_MODEL, *self._scripts} - {"*"})
+        data = [{"id": n, "object": "model", "created": 0, "owned_by": "fake"} for n in names]
+        return JSONResponse({"object": "list", "data": data})
+
+    async def _chat(self, http_request: Request) -> Response:
+        try:
+            body = json.loads(await http_request.body())
+        except ValueError:
+            return _error(400, "request body is not JSON", "invalid_request_error")
+        if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
+            return _error(400, "'messages' is required", "invalid_request_error")
+        request = _recorded(body)
+        answer = self._next_answer(request)
+        if answer.latency:
+            await asyncio.sleep(answer.latency)
+        return await self._respond(request, answer)
+
+    async def _respond(self, request: RecordedRequest, answer: Scripted) -> Response:
+        if answer.fault == "429":
+            headers = {"retry-after": answer.retry_after} if answer.retry_after else {}
+            return _error(429, "Rate limit reached for requests", "requests", headers=headers)
+        if answer.fault == "500":
+            return _error(500, "The server had an error processing the request", "server_error")
+        if answer.fault == "400":
+            return _error(400, "Invalid value for 'messages'", "invalid_request_error")
+        if answer.fault == "timeout":
+            await self._sleep_until_stopped(_TIMEOUT_SLEEP_S)
+            return _error(504, "gave up waiting", "server_error")
+        if answer.fault == "malformed":
+            return Response('{"id": "chatcmpl-broken", "choices": [', media_type="application/json")
+        content = "" if answer.fault == "empty" else answer.content
+        return JSONResponse(self._completion(request, replace(answer, content=content)))
+
+    async def _sleep_until_stopped(self, seconds: float) -> None:
+        # Waking on stop keeps shutdown prompt: a parked request must not hold the server open.
+        if self._stopped is None:
+            self._loop, self._stopped = asyncio.get_running_loop(), asyncio.Event()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopped.wait(), seconds)
+
+    def _completion(self, request: RecordedRequest, answer: Scripted) -> dict[str, Any]:
+        prompt_tokens = answer.prompt_tokens
+        if prompt_tokens is None:
+            prompt_tokens = sum(len(str(m.get("content") or "")) for m in request.messages) // 4 + 1
+        completion_tokens = answer.completion_tokens
+        if completion_tokens is None:
+            completion_tokens = len(answer.content) // 4 + 1
+        return {
+            "id": f"chatcmpl-fake-{next(self._ids)}-{uuid.uuid4().hex[:8]}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": request.model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": answer.content},
+                    "finish_reason": answer.finish_reason,
+                }
+            ],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            },
+        }
+
+
+def _served_name(model: str) -> str:
+    # LiteLLM strips the `openai/` routing prefix before sending the model name.
+    return model.removeprefix("openai/")
+
+
+def _recorded(body: dict[str, Any]) -> RecordedRequest:
+    max_tokens = body.get("max_tokens", body.get("max_completion_tokens"))
+    response_format = body.get("response_format")
+    return RecordedRequest(
+        model=str(body.get("model", "")),
+        messages=list(body["messages"]),
+        max_tokens=max_tokens if isinstance(max_tokens, int) else None,
+        temperature=body.get("temperature"),
+        response_format=response_format if isinstance(response_format, dict) else None,
+        body=body,
+        received_at=time.monotonic(),
+    )
+
+
+def _error(
+    status: int, message: str, kind: str, *, headers: dict[str, str] | None = None
+) -> Response:
+    payload = {"error": {"message": message, "type": kind, "param": None, "code": str(status)}}
+    return JSONResponse(payload, status_code=status, headers=headers)
+
+
+def main() -> None:
+    """Serve the echo responder on a fixed port until interrupted."""
+    parser = argparse.ArgumentParser(description="Loopback OpenAI-compatible fake provider")
+    parser.add_argument("--port", type=int, default=8765)
+    args = parser.parse_args()
+    provider = FakeProvider(port=args.port).start()
+    print(f"fake provider on {provider.url} (Ctrl-C to stop)", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        provider.stop()
+
+
+if __name__ == "__main__":
+    main()

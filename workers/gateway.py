@@ -1,0 +1,350 @@
+"""The LLM gateway: one LiteLLM call per request, priced in Decimal, failures mapped to the domain.
+
+LiteLLM is imported lazily (it is slow and heavy to import): the API process never loads it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from decimal import Decimal
+from email.utils import parsedate_to_datetime
+from types import ModuleType
+from typing import Any
+
+from domain.llm import (
+    DeterministicModelError,
+    ModelCallError,
+    ModelRequest,
+    ModelResponse,
+    ModelSpec,
+    TransientModelError,
+)
+
+LOCAL_API_KEY = "sk-local"
+SCHEMA_NAME = "extraction_answer"
+
+_MILLION = Decimal(1_000_000)
+_NOT_A_MODEL = "sample_spec"  # the documentation entry at the top of LiteLLM's price map
+_RETRYABLE_4XX = frozenset({408, 409, 425, 429})
+_MAX_MESSAGE_CHARS = 300
+_SECRET = re.compile(r"(sk-[A-Za-z0-9_\-*]{4,}|Bearer\s+\S+|key=[^&\s]+)")
+_LITELLM_PREFIX = re.compile(r"^(litellm\.\w+:\s*)?(\w+Error:\s*)?(\w*Exception\s*-\s*)?")
+
+_litellm_module: ModuleType | None = None
+
+
+def _litellm() -> ModuleType:
+    """LiteLLM, imported once, configured never to reach the network on its own."""
+    global _litellm_module
+    if _litellm_module is not None:
+        return _litellm_module
+    # Without this LiteLLM downloads its price map at import time.
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    import litellm
+
+    litellm.suppress_debug_info = True
+    # Token counting for Llama/Cohere names would otherwise download a tokenizer.
+    litellm.disable_hf_tokenizer_download = True
+    # Set before registering: the local models module may itself ask for LiteLLM.
+    _litellm_module = litellm
+    _register_local_models()
+    return litellm
+
+
+def _register_local_models() -> None:
+    try:
+        from workers.local_models import register_local_models
+    except ImportError as exc:
+        if exc.name != "workers.local_models":
+            raise
+        return
+    register_local_models()
+
+
+# ---------------------------------------------------------------------------------------------
+# LiteLLM's bundled model map: prices and limits for catalog seeding.
+
+
+def _lookup_keys(litellm_model: str) -> Iterator[str]:
+    yield litellm_model
+    _, slash, bare = litellm_model.partition("/")
+    if slash and bare:
+        yield bare
+
+
+def _map_entry(litellm_model: str) -> tuple[str, Mapping[str, Any]] | None:
+    model_cost: Mapping[str, Any] = _litellm().model_cost
+    for key in _lookup_keys(litellm_model):
+        entry = model_cost.get(key)
+        if key != _NOT_A_MODEL and isinstance(entry, Mapping):
+            return key, entry
+    return None
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def price_of(litellm_model: str) -> tuple[Decimal, Decimal] | None:
+    """(input, output) USD per million tokens from LiteLLM's bundled map; None when unknown."""
+    found = _map_entry(litellm_model)
+    if found is None:
+        return None
+    entry = found[1]
+    per_input, per_output = entry.get("input_cost_per_token"), entry.get("output_cost_per_token")
+    if not (_is_number(per_input) and _is_number(per_output)):
+        return None
+    # str() first: Decimal(1.5e-07) would carry the float's binary error into money.
+    return Decimal(str(per_input)) * _MILLION, Decimal(str(per_output)) * _MILLION
+
+
+def _limit_of(litellm_model: str, *keys: str) -> int | None:
+    found = _map_entry(litellm_model)
+    if found is None:
+        return None
+    for key in keys:
+        value = found[1].get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return None
+
+
+def context_window_of(litellm_model: str) -> int | None:
+    """Maximum input tokens from LiteLLM's bundled map; None when unknown."""
+    return _limit_of(litellm_model, "max_input_tokens", "max_tokens")
+
+
+def max_output_of(litellm_model: str) -> int | None:
+    """Maximum output tokens from LiteLLM's bundled map; None when unknown."""
+    return _limit_of(litellm_model, "max_output_tokens", "max_tokens")
+
+
+def prices_for(spec: ModelSpec) -> tuple[Decimal, Decimal] | None:
+    """Per-million prices of a catalog model: its override when set, else the bundled map."""
+    if spec.input_cost_per_million is not None and spec.output_cost_per_million is not None:
+        return spec.input_cost_per_million, spec.output_cost_per_million
+    return price_of(spec.litellm_model)
+
+
+def cost_of(prices: tuple[Decimal, Decimal], input_tokens: int, output_tokens: int) -> Decimal:
+    """USD cost of a token usage at per-million prices, exact in Decimal."""
+    per_input, per_output = prices
+    return (Decimal(input_tokens) * per_input + Decimal(output_tokens) * per_output) / _MILLION
+
+
+# ---------------------------------------------------------------------------------------------
+# Failures.
+
+
+def _header(headers: object, name: str) -> str | None:
+    items = getattr(headers, "items", None)
+    if items is None:
+        return None
+    for key, value in items():
+        if str(key).lower() == name:
+            return str(value)
+    return None
+
+
+def _seconds_from(value: str) -> float | None:
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def retry_after_of(exc: BaseException) -> float | None:
+    """Seconds the provider asked us to wait (Retry-After, seconds or HTTP date), if it said."""
+    response = getattr(exc, "response", None)
+    # LiteLLM keeps the provider's headers on `litellm_response_headers`; its own `response`
+    # on a RateLimitError is rebuilt and usually carries none.
+    candidates = (
+        getattr(exc, "litellm_response_headers", None),
+        getattr(response, "headers", None),
+        getattr(exc, "headers", None),
+    )
+    for headers in candidates:
+        millis = _header(headers, "retry-after-ms")
+        if millis is not None:
+            seconds = _seconds_from(millis)
+            if seconds is not None:
+                return seconds / 1000
+        value = _header(headers, "retry-after")
+        if value is not None:
+            seconds = _seconds_from(value)
+            if seconds is not None:
+                return seconds
+    return None
+
+
+def _clean_message(exc: BaseException, secrets: tuple[str, ...]) -> str:
+    text = str(getattr(exc, "message", None) or exc)
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    text = _SECRET.sub("***", text)
+    text = _LITELLM_PREFIX.sub("", text.strip()).strip()
+    first_line = text.splitlines()[0] if text else ""
+    return first_line[:_MAX_MESSAGE_CHARS] or type(exc).__name__
+
+
+def map_error(exc: Exception, model: str, *, secrets: tuple[str, ...] = ()) -> ModelCallError:
+    """The domain error for a LiteLLM failure: transient (retry later) or deterministic."""
+    litellm = _litellm()
+    status = getattr(exc, "status_code", None)
+    label = f"{type(exc).__name__}" + (f" {status}" if isinstance(status, int) else "")
+    message = f"{model}: {label}: {_clean_message(exc, secrets)}"
+    if isinstance(exc, litellm.RateLimitError):
+        return TransientModelError(message, retry_after_s=retry_after_of(exc))
+    if isinstance(exc, litellm.Timeout | litellm.APIConnectionError):
+        return TransientModelError(message)
+    deterministic = (
+        litellm.BadRequestError,
+        litellm.AuthenticationError,
+        litellm.PermissionDeniedError,
+        litellm.NotFoundError,
+        litellm.UnprocessableEntityError,
+    )
+    if isinstance(exc, deterministic) or (
+        isinstance(status, int) and 400 <= status < 500 and status not in _RETRYABLE_4XX
+    ):
+        return DeterministicModelError(message)
+    return TransientModelError(message, retry_after_s=retry_after_of(exc))
+
+
+# ---------------------------------------------------------------------------------------------
+# The client.
+
+
+class LiteLLMClient:
+    """`ModelClient` over LiteLLM: exactly one provider call per `complete`, no SDK retries.
+
+    A request's `json_schema` is sent as strict structured output where the provider supports
+    it, so it must follow the strict rules (every property required, no additional properties).
+    """
+
+    async def complete(self, request: ModelRequest) -> ModelResponse:
+        """Call the model once and return its answer, usage and exact cost."""
+        litellm = _litellm()
+        kwargs = self._call_arguments(request)
+        secrets = (str(kwargs.get("api_key") or ""),)
+        started = time.perf_counter()
+        try:
+            response = await litellm.acompletion(**kwargs)
+        except Exception as exc:
+            # `from None`: the provider's exception may echo request details we never log.
+            raise map_error(exc, request.model.name, secrets=secrets) from None
+        latency_ms = round((time.perf_counter() - started) * 1000)
+        return self._model_response(request, response, latency_ms, kwargs)
+
+    def worst_case_cost(self, request: ModelRequest, prompt_tokens: int) -> Decimal | None:
+        """Cost if the model used all of max_tokens; None when the model has no known price."""
+        prices = prices_for(request.model)
+        if prices is None:
+            return None
+        return cost_of(prices, prompt_tokens, request.max_tokens)
+
+    def count_tokens(self, model: ModelSpec, text: str) -> int:
+        """Tokens of `text` for `model`: LiteLLM's tokenizer for mapped models, else an estimate."""
+        estimate = len(text) // 4 + 1
+        found = _map_entry(model.litellm_model)
+        if found is None:
+            return estimate
+        try:
+            return int(_litellm().token_counter(model=found[0], text=text))
+        except Exception:
+            return estimate
+
+    # -- request ----------------------------------------------------------------------------------
+
+    def _call_arguments(self, request: ModelRequest) -> dict[str, Any]:
+        spec = request.model
+        kwargs: dict[str, Any] = {
+            "model": spec.litellm_model,
+            "messages": request.messages,
+            "max_tokens": request.max_tokens,
+            "temperature": request.temperature,
+            "api_base": spec.api_base,
+            "timeout": request.timeout_s,
+            # Retries are ours (with backoff, budget and ledger): the SDK must not add any.
+            "num_retries": 0,
+            "max_retries": 0,
+        }
+        if spec.api_base and spec.litellm_model.startswith("openai/"):
+            # Local OpenAI-compatible servers ignore the key, but the SDK insists on one.
+            kwargs["api_key"] = os.environ.get("OPENAI_API_KEY") or LOCAL_API_KEY
+        response_format = self._response_format(request)
+        if response_format is not None:
+            kwargs["response_format"] = response_format
+        return kwargs
+
+    def _response_format(self, request: ModelRequest) -> dict[str, Any] | None:
+        litellm = _litellm()
+        model = request.model.litellm_model
+        try:
+            supported = litellm.get_supported_openai_params(model=model)
+        except Exception:
+            supported = None
+        if not supported or "response_format" not in supported:
+            return None
+        # A custom api_base may serve anything under a known name: JSON mode is the safe ask.
+        if request.json_schema is not None and not request.model.api_base:
+            try:
+                with_schema = bool(litellm.supports_response_schema(model=model))
+            except Exception:
+                with_schema = False
+            if with_schema:
+                schema = {"name": SCHEMA_NAME, "schema": request.json_schema, "strict": True}
+                return {"type": "json_schema", "json_schema": schema}
+        return {"type": "json_object"}
+
+    # -- response ---------------------------------------------------------------------------------
+
+    def _model_response(
+        self, request: ModelRequest, response: Any, latency_ms: int, kwargs: dict[str, Any]
+    ) -> ModelResponse:
+        choices = getattr(response, "choices", None) or []
+        if not choices:
+            raise TransientModelError(f"{request.model.name}: the provider returned no choices")
+        choice = choices[0]
+        content = getattr(choice.message, "content", None) or ""
+        input_tokens, output_tokens, estimated = self._usage(request, response, content)
+        prices = prices_for(request.model)
+        cost = cost_of(prices, input_tokens, output_tokens) if prices else Decimal(0)
+        response_format = kwargs.get("response_format") or {}
+        return ModelResponse(
+            content=content,
+            finish_reason=getattr(choice, "finish_reason", None),
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            cost_usd=cost,
+            latency_ms=latency_ms,
+            raw_model=getattr(response, "model", None),
+            extra={
+                "priced": prices is not None,
+                "usage_estimated": estimated,
+                "response_format": response_format.get("type", "none"),
+            },
+        )
+
+    def _usage(self, request: ModelRequest, response: Any, content: str) -> tuple[int, int, bool]:
+        usage = getattr(response, "usage", None)
+        prompt = getattr(usage, "prompt_tokens", None)
+        completion = getattr(usage, "completion_tokens", None)
+        if isinstance(prompt, int) and isinstance(completion, int):
+            return prompt, completion, False
+        # Some local servers report no usage: estimate rather than record a free call.
+        prompt_text = "\n".join(str(m.get("content") or "") for m in request.messages)
+        count = self.count_tokens
+        return count(request.model, prompt_text), count(request.model, content), True
