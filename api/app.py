@@ -74,7 +74,15 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         owned = runtime is None
-        app.state.runtime = runtime or await start_runtime(settings, database_url=database_url)
+        if owned:
+            from api.bootstrap import resolve_database_url
+            from api.wiring import attach_processing
+
+            url = database_url or resolve_database_url(settings)
+            app.state.runtime = await start_runtime(settings, database_url=url)
+            await attach_processing(app.state.runtime, url)
+        else:
+            app.state.runtime = runtime
         try:
             yield
         finally:

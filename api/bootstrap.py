@@ -78,3 +78,12 @@ def on_startup(hook: Any) -> Any:
     """Register a coroutine run with each new Runtime (seeding, processing wiring)."""
     _STARTUP_HOOKS.append(hook)
     return hook
+
+
+@on_startup
+async def seed_catalog(runtime: Runtime) -> None:
+    """Insert the seed models that are missing (operator changes are kept)."""
+    from db.catalog import ModelRepository
+
+    async with runtime.transaction() as session:
+        await ModelRepository(session).seed()

@@ -18,7 +18,9 @@ from strawberry.extensions import (
 from strawberry.schema.config import StrawberryConfig
 
 from api.errors import should_mask_error
+from api.mutations.processing import ProcessingMutations
 from api.mutations.sources import SourceMutations
+from api.queries.processing import ProcessingQueries
 from api.queries.sources import SourceQueries
 from api.settings import Settings
 
@@ -26,14 +28,14 @@ from api.settings import Settings
 def _root_types() -> tuple[type, type]:
     # Relay node fields are bound to one schema when it is built: each schema gets new roots.
     @strawberry.type
-    class Query(SourceQueries):
+    class Query(SourceQueries, ProcessingQueries):
         node: relay.Node | None = relay.node(description="Any object by its global ID.")
         nodes: list[relay.Node | None] = relay.node(
             description="Objects by global IDs, in order."
         )
 
     @strawberry.type
-    class Mutation(SourceMutations):
+    class Mutation(SourceMutations, ProcessingMutations):
         pass
 
     return Query, Mutation

@@ -52,6 +52,7 @@ class Settings(BaseSettings):
     llm_max_transient_retries: int = Field(default=4, ge=0)
     llm_concurrency: int = Field(default=8, ge=1)
     chunk_max_tokens: int = Field(default=1500, ge=100)
+    max_output_tokens: int = Field(default=4096, ge=256)
     chunk_overlap_tokens: int = Field(default=100, ge=0)
     reservation_ttl_seconds: int = Field(default=900, ge=30)
     daily_budget_usd: Decimal | None = Field(default=None, ge=0)

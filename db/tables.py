@@ -416,3 +416,22 @@ class ApiKeyRow(SQLModel, table=True):
     created_at: datetime | None = Field(default=None, sa_column=_now_column())
     revoked_at: datetime | None = Field(default=None, sa_column=sa.Column(sa.DateTime(timezone=True)))
     last_used_at: datetime | None = Field(default=None, sa_column=sa.Column(sa.DateTime(timezone=True)))
+
+
+class RunChunkRow(SQLModel, table=True):
+    """Progress of one chunk of a run: a done chunk is never paid for twice."""
+
+    __tablename__ = "run_chunks"
+
+    run_id: int = Field(sa_column=sa.Column(sa.BigInteger, sa.ForeignKey("source_processing.id", ondelete="CASCADE"), primary_key=True))
+    chunk_index: int = Field(sa_column=sa.Column(sa.Integer, primary_key=True))
+    char_start: int = Field(sa_column=sa.Column(sa.Integer, nullable=False))
+    char_end: int = Field(sa_column=sa.Column(sa.Integer, nullable=False))
+    status: str = Field(sa_column=sa.Column(sa.String(16), nullable=False, server_default="done"))
+    fragment_count: int = Field(default=0, sa_column=sa.Column(sa.Integer, nullable=False, server_default="0"))
+    input_tokens: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False, server_default="0"))
+    output_tokens: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False, server_default="0"))
+    cost_usd: Decimal = Field(default=Decimal(0), sa_column=_money())
+    latency_ms: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False, server_default="0"))
+    llm_calls: int = Field(default=0, sa_column=sa.Column(sa.Integer, nullable=False, server_default="0"))
+    completed_at: datetime | None = Field(default=None, sa_column=_now_column())

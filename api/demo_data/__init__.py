@@ -1,0 +1,53 @@
+"""Fictional sample interviews for the demo, shaped like `createSource` input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TypedDict
+
+_HERE = Path(__file__).resolve().parent
+
+
+class Sample(TypedDict):
+    """One demo source; keys match the GraphQL `createSource` input fields."""
+
+    sourceCode: str
+    title: str
+    sourceType: str
+    language: str
+    author: str
+    content: str
+
+
+# (file, source code, language, author): the title is the file's first "# " heading.
+_CATALOG: tuple[tuple[str, str, str, str], ...] = (
+    ("interview_en.md", "DEMO_INT_EN_001", "en", "Margaret Lindqvist"),
+    ("interview_pt.md", "DEMO_INT_PT_001", "pt", "Cláudia Barreto"),
+)
+
+
+def _split_title(markdown: str) -> tuple[str, str]:
+    # The heading is metadata, not something the interviewee said: keep it out of the content.
+    first, _, rest = markdown.partition("\n")
+    if not first.startswith("# "):
+        raise ValueError("demo sample must start with a '# ' title line")
+    return first[2:].strip(), rest.strip("\n") + "\n"
+
+
+def load_samples() -> list[Sample]:
+    """The demo sources, in a fixed order (English first)."""
+    samples: list[Sample] = []
+    for filename, code, language, author in _CATALOG:
+        markdown = (_HERE / filename).read_text(encoding="utf-8")
+        title, content = _split_title(markdown)
+        samples.append(
+            Sample(
+                sourceCode=code,
+                title=title,
+                sourceType="interview",
+                language=language,
+                author=author,
+                content=content,
+            )
+        )
+    return samples

@@ -1,0 +1,187 @@
+"""Application use cases behind the processing mutations (validate, write in one transaction,
+dispatch after commit)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+
+from api.bootstrap import Runtime
+from db.budget import BudgetLedger
+from db.catalog import ModelRepository, spec_of
+from db.jobs import JobQueue
+from db.processing import ProcessingRepository
+from db.sources import SourceRepository
+from db.tables import BatchRow, RunRow
+from domain.errors import Conflict, FieldIssue, InvalidInput, NotFound
+from domain.prompt import PROMPT_VERSION, prompt_hash
+
+MAX_MODELS = 10
+MAX_SOURCES = 500
+
+
+@dataclass(frozen=True, slots=True)
+class StartedBatches:
+    group_id: str
+    batch_ids: list[int]
+
+
+def _dedupe(values: list[Any]) -> list[Any]:
+    return list(dict.fromkeys(values))
+
+
+async def start_processing(runtime: Runtime, *, source_ids: list[int], model_names: list[str],
+                           strategy: str | None, budget_usd: Decimal | None,
+                           path: tuple[str, ...] = ("input",)) -> StartedBatches:
+    """One batch per model over the sources; every row in one transaction, then wake workers."""
+    issues: list[FieldIssue] = []
+    model_names = _dedupe([name.strip() for name in model_names])
+    source_ids = _dedupe(source_ids)
+    if not model_names:
+        issues.append(FieldIssue((*path, "models"), "must name at least one model"))
+    if len(model_names) > MAX_MODELS:
+        issues.append(FieldIssue((*path, "models"), f"may name at most {MAX_MODELS} models"))
+    if len(source_ids) > MAX_SOURCES:
+        issues.append(FieldIssue((*path, "sourceIds"), f"may name at most {MAX_SOURCES}"))
+    if budget_usd is not None and budget_usd <= 0:
+        issues.append(FieldIssue((*path, "budgetUsd"), "must be positive"))
+    if issues:
+        raise InvalidInput(issues)
+    settings = runtime.settings
+    async with runtime.transaction() as session:
+        catalog = await ModelRepository(session).get_many(model_names)
+        for index, name in enumerate(model_names):
+            row = catalog.get(name)
+            if row is None:
+                issues.append(FieldIssue((*path, "models", str(index)),
+                                         f"unknown model {name[:100]!r}; see the models query"))
+            elif not row.enabled:
+                issues.append(FieldIssue((*path, "models", str(index)),
+                                         f"model {name!r} is disabled"))
+        sources = await SourceRepository(session).get_many(source_ids)
+        missing = [sid for sid in source_ids if sid not in sources]
+        if missing:
+            raise NotFound("Source", ", ".join(map(str, missing)), (*path, "sourceIds"))
+        daily = await BudgetLedger(session, settings.daily_budget_usd).daily_limit()
+        if daily is not None or budget_usd is not None:
+            for index, name in enumerate(model_names):
+                row = catalog.get(name)
+                if row is not None and not spec_of(row).is_priced:
+                    issues.append(FieldIssue(
+                        (*path, "models", str(index)),
+                        f"model {name!r} has no known price and a budget is in force; "
+                        "set its prices with updateModel first"))
+        if issues:
+            raise InvalidInput(issues)
+        active = await session.execute(sa.select(RunRow.__table__.c.source_id,  # type: ignore[attr-defined]
+                                                 RunRow.__table__.c.model_name).where(  # type: ignore[attr-defined]
+            RunRow.__table__.c.source_id.in_(source_ids),  # type: ignore[attr-defined]
+            RunRow.__table__.c.model_name.in_(model_names),  # type: ignore[attr-defined]
+            RunRow.__table__.c.status.in_(["pending", "processing", "waiting_budget"])))  # type: ignore[attr-defined]
+        busy = active.first()
+        if busy is not None:
+            raise Conflict(f"source {busy.source_id} is already being processed by "
+                           f"{busy.model_name}; wait for that batch or cancel it",
+                           (*path, "models"))
+        group_id = str(uuid.uuid4())
+        repository = ProcessingRepository(session)
+        ordered = [sources[sid] for sid in source_ids]
+        created = []
+        for name in model_names:
+            config = {"promptVersion": PROMPT_VERSION, "promptHash": prompt_hash(),
+                      "temperature": 0.0, "maxOutputTokens": min(
+                          catalog[name].max_output_tokens, settings.max_output_tokens),
+                      "chunkMaxTokens": settings.chunk_max_tokens,
+                      "chunkOverlapTokens": settings.chunk_overlap_tokens,
+                      "strategy": strategy, "litellmModel": catalog[name].litellm_model}
+            created.append(await repository.create_batch(
+                group_id=group_id, model=catalog[name], sources=ordered, strategy=strategy,
+                config=config, budget_usd=budget_usd,
+                max_attempts=settings.job_max_attempts))
+    await _dispatch(runtime, [job for batch in created for job in batch.job_ids])
+    return StartedBatches(group_id, [batch.batch_id for batch in created])
+
+
+async def _dispatch(runtime: Runtime, job_ids: list[int]) -> None:
+    dispatcher = runtime.services.get("dispatcher")
+    if dispatcher is not None:
+        await dispatcher.send(job_ids)
+
+
+async def cancel_batch(runtime: Runtime, batch_id: int) -> BatchRow:
+    """Stop a batch: open jobs cancelled, unfinished runs skipped, CANCELLED event."""
+    async with runtime.transaction() as session:
+        batch = await session.get(BatchRow, batch_id, with_for_update=True)
+        if batch is None:
+            raise NotFound("Batch", batch_id, ("input", "batchId"))
+        if batch.status in ("completed", "failed", "cancelled"):
+            raise Conflict(f"batch {batch_id} is already {batch.status}", ("input", "batchId"))
+        await JobQueue(session).cancel_for_batch(batch_id)
+        runs = RunRow.__table__.c  # type: ignore[attr-defined]
+        await session.execute(sa.update(RunRow).where(
+            runs.batch_id == batch_id, runs.status.in_(["pending", "processing",
+                                                        "waiting_budget"])
+        ).values(status="skipped", error_message="cancelled", completed_at=sa.func.now()))
+        batch.status = "cancelled"
+        batch.completed_at = sa.func.now()  # type: ignore[assignment]
+        batch.error_message = "cancelled by request"
+        repository = ProcessingRepository(session)
+        await repository.append_event(batch_id, "CANCELLED", None, {"message": "cancelled"})
+        source_ids = (await session.execute(sa.select(runs.source_id).where(
+            runs.batch_id == batch_id))).scalars().all()
+        for source_id in source_ids:
+            await repository._source_status(source_id)
+        await session.flush()
+        await session.refresh(batch)
+    return batch
+
+
+async def retry_run(runtime: Runtime, run_id: int) -> RunRow:
+    """Run again a failed, stopped or skipped run; chunks already paid for are kept."""
+    async with runtime.transaction() as session:
+        run = await session.get(RunRow, run_id, with_for_update=True)
+        if run is None:
+            raise NotFound("Run", run_id, ("input", "runId"))
+        if run.status not in ("failed", "stopped_cost_limit", "skipped"):
+            raise Conflict(f"run {run_id} is {run.status}; only failed, stopped or skipped runs "
+                           "can be retried", ("input", "runId"))
+        batch = await session.get(BatchRow, run.batch_id, with_for_update=True)
+        source = await SourceRepository(session).require(run.source_id)
+        assert batch is not None
+        run.status = "pending"
+        run.error_message = None
+        run.completed_at = None
+        batch.status = "running"
+        batch.completed_at = None
+        batch.error_message = None
+        from domain.model import ExtractionPriority, JobKind
+
+        job_id = await JobQueue(session).enqueue(
+            kind=JobKind.EXTRACT_RUN.value, priority=ExtractionPriority(
+                source.extraction_priority).rank, run_id=run_id, batch_id=batch.id,
+            max_attempts=runtime.settings.job_max_attempts)
+        await ProcessingRepository(session).append_event(batch.id or 0, "QUEUED", run_id,
+                                                         {"retry": True})
+        await session.flush()
+        await session.refresh(run)
+    await _dispatch(runtime, [job_id])
+    return run
+
+
+async def resume_budget_waiters(runtime: Runtime) -> int:
+    """After a budget change: paused jobs whose next call now fits go back to the queue."""
+    async with runtime.transaction() as session:
+        ledger = BudgetLedger(session, runtime.settings.daily_budget_usd)
+        state = await ledger.state()
+        resumed = await JobQueue(session).resume_budget_waiters(state.remaining_usd)
+        if resumed:
+            await session.execute(sa.text(
+                "UPDATE source_processing SET status = 'pending', error_message = NULL"
+                " WHERE status = 'waiting_budget' AND id IN (SELECT run_id FROM"
+                " processing_queue WHERE id = ANY(:ids))"), {"ids": resumed})
+    await _dispatch(runtime, resumed)
+    return len(resumed)

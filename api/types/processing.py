@@ -1,0 +1,304 @@
+"""Models, batches, runs, fragments and the budget as GraphQL types."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from decimal import Decimal
+from typing import TYPE_CHECKING, Annotated, Any
+
+import sqlalchemy as sa
+import strawberry
+from strawberry import relay
+
+from api.pagination import CountedConnection
+from api.types.enums import BatchStatus, Category, FragmentType, Grounding, RunStatus, Strategy
+from api.types.enums import VerificationStatus as VerificationStatusEnum
+from db.tables import BatchRow, FragmentRow, ModelRow, RunRow
+from domain import model as m
+
+if TYPE_CHECKING:
+    from api.types.source import Source
+
+
+def _batches(session: Any, ids: list[int]) -> Any:
+    async def fetch() -> dict[int, BatchRow]:
+        rows = await session.execute(sa.select(BatchRow).where(
+            BatchRow.__table__.c.id.in_(ids)))  # type: ignore[attr-defined]
+        return {row.id: row for row in rows.scalars()}
+
+    return fetch()
+
+
+def _runs_of_batches(session: Any, ids: list[int]) -> Any:
+    async def fetch() -> dict[int, list[RunRow]]:
+        rows = await session.execute(sa.select(RunRow).where(
+            RunRow.__table__.c.batch_id.in_(ids)).order_by(RunRow.__table__.c.id))  # type: ignore[attr-defined]
+        grouped: dict[int, list[RunRow]] = {key: [] for key in ids}
+        for row in rows.scalars():
+            grouped[row.batch_id].append(row)
+        return grouped
+
+    return fetch()
+
+
+def _models(session: Any, names: list[str]) -> Any:
+    async def fetch() -> dict[str, ModelRow]:
+        rows = await session.execute(sa.select(ModelRow).where(
+            ModelRow.__table__.c.name.in_(names)))  # type: ignore[attr-defined]
+        return {row.name: row for row in rows.scalars()}
+
+    return fetch()
+
+
+@strawberry.type(description="A catalog entry: a LiteLLM model string with pricing and limits.")
+class Model:
+    name: str
+    litellm_model: str
+    api_base: str | None
+    input_cost_per_million: Decimal | None = strawberry.field(
+        description="USD per million input tokens; null when unknown (refused under budgets).")
+    output_cost_per_million: Decimal | None
+    price_source: str = strawberry.field(
+        description="litellm (bundled map), catalog (seed), override (operator) or none.")
+    context_window: int
+    max_output_tokens: int
+    enabled: bool
+    is_local: bool = strawberry.field(description="Runs offline, free (rule-based extractor).")
+    notes: str | None
+
+    @classmethod
+    def from_row(cls, row: ModelRow) -> Model:
+        return cls(name=row.name, litellm_model=row.litellm_model, api_base=row.api_base,
+                   input_cost_per_million=row.input_cost_per_million,
+                   output_cost_per_million=row.output_cost_per_million,
+                   price_source=row.price_source, context_window=row.context_window,
+                   max_output_tokens=row.max_output_tokens, enabled=row.enabled,
+                   is_local=row.is_local, notes=row.notes)
+
+
+@strawberry.type(description="One source inside one batch: tokens, cost, timings, outcome.")
+class Run(relay.Node):
+    id: relay.NodeID[int]
+    status: RunStatus
+    model: str
+    attempts: int
+    chunk_count: int
+    chunks_done: int
+    fragment_count: int
+    grounded_fragment_count: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: Decimal
+    llm_calls: int
+    latency_ms: int = strawberry.field(description="Sum of provider call latencies.")
+    error_message: str | None
+    started_at: dt.datetime | None
+    completed_at: dt.datetime | None
+    source_id: strawberry.Private[int]
+    batch_id: strawberry.Private[int]
+
+    @classmethod
+    def from_row(cls, row: RunRow) -> Run:
+        return cls(id=row.id or 0, status=m.RunStatus(row.status), model=row.model_name,
+                   attempts=row.attempts, chunk_count=row.chunk_count,
+                   chunks_done=row.chunks_done, fragment_count=row.fragment_count,
+                   grounded_fragment_count=row.grounded_count, input_tokens=row.input_tokens,
+                   output_tokens=row.output_tokens, cost_usd=row.cost_usd,
+                   llm_calls=row.llm_calls, latency_ms=row.latency_ms,
+                   error_message=row.error_message, started_at=row.started_at,
+                   completed_at=row.completed_at, source_id=row.source_id,
+                   batch_id=row.batch_id)
+
+    @strawberry.field
+    async def source(self, info: strawberry.Info) -> Annotated[
+            Source, strawberry.lazy("api.types.source")] | None:
+        from api.types.source import Source
+
+        row = await info.context.loaders.source.load(self.source_id)
+        return Source.from_row(row) if row is not None else None
+
+    @strawberry.field
+    async def batch(self, info: strawberry.Info) -> Batch | None:
+        row = await info.context.loaders.get("batch", _batches).load(self.batch_id)
+        return Batch.from_row(row) if row is not None else None
+
+    @classmethod
+    async def resolve_nodes(cls, *, info: strawberry.Info, node_ids: Iterable[str],
+                            required: bool = False) -> list[Run | None]:
+        async def fetch(session: Any, ids: list[int]) -> dict[int, RunRow]:
+            rows = await session.execute(sa.select(RunRow).where(
+                RunRow.__table__.c.id.in_(ids)))  # type: ignore[attr-defined]
+            return {row.id: row for row in rows.scalars()}
+
+        ids = [int(i) if str(i).isdigit() and len(str(i)) < 19 else -1 for i in node_ids]
+        rows = await info.context.loaders.get("run", fetch).load_many(ids)
+        return [cls.from_row(row) if row else None for row in rows]
+
+
+@strawberry.type(description="One model's processing of one or more sources, frozen config.")
+class Batch(relay.Node):
+    id: relay.NodeID[int]
+    group_id: str = strawberry.field(description="Shared by the batches started together.")
+    model: str
+    status: BatchStatus
+    strategy: Strategy | None
+    config: strawberry.scalars.JSON = strawberry.field(
+        description="Snapshot: prompt version and hash, temperature, token limits, strategy.")
+    decisions: strawberry.scalars.JSON = strawberry.field(
+        description="What the strategy tried and why it escalated or stopped.")
+    budget_usd: Decimal | None
+    cost_usd: Decimal = strawberry.field(description="Settled spend of every provider call.")
+    reserved_usd: Decimal
+    error_message: str | None
+    created_at: dt.datetime
+    started_at: dt.datetime | None
+    completed_at: dt.datetime | None
+
+    @classmethod
+    def from_row(cls, row: BatchRow) -> Batch:
+        return cls(id=row.id or 0, group_id=row.group_id, model=row.model_name,
+                   status=m.BatchStatus(row.status),
+                   strategy=m.Strategy(row.strategy) if row.strategy else None,
+                   config=row.config, decisions=row.decisions, budget_usd=row.budget_usd,
+                   cost_usd=row.spent_usd, reserved_usd=row.reserved_usd,
+                   error_message=row.error_message,
+                   created_at=row.created_at,  # type: ignore[arg-type]
+                   started_at=row.started_at, completed_at=row.completed_at)
+
+    @strawberry.field
+    async def runs(self, info: strawberry.Info) -> list[Run]:
+        rows = await info.context.loaders.get("batch_runs", _runs_of_batches).load(self.id)
+        return [Run.from_row(row) for row in rows or []]
+
+    @strawberry.field(description="Share of chunks done over all runs, 0..1.")
+    async def progress(self, info: strawberry.Info) -> float:
+        rows = await info.context.loaders.get("batch_runs", _runs_of_batches).load(self.id)
+        total = sum(max(r.chunk_count, 1) for r in rows or [])
+        done = sum(r.chunk_count if r.status in ("completed", "stopped_cost_limit", "failed",
+                                                  "skipped") else r.chunks_done
+                   for r in rows or [])
+        return round(done / total, 4) if total else 0.0
+
+    @strawberry.field(description="The catalog entry of this batch's model.")
+    async def model_info(self, info: strawberry.Info) -> Model | None:
+        row = await info.context.loaders.get("model", _models).load(self.model)
+        return Model.from_row(row) if row is not None else None
+
+    @classmethod
+    async def resolve_nodes(cls, *, info: strawberry.Info, node_ids: Iterable[str],
+                            required: bool = False) -> list[Batch | None]:
+        ids = [int(i) if str(i).isdigit() and len(str(i)) < 19 else -1 for i in node_ids]
+        rows = await info.context.loaders.get("batch", _batches).load_many(ids)
+        return [cls.from_row(row) if row else None for row in rows]
+
+
+@strawberry.type(name="BatchConnection")
+class BatchConnection(CountedConnection[Batch]):
+    """Batches, newest first."""
+
+
+@strawberry.type(description="One Minimal Interpretable Unit with its exact span in the source.")
+class Fragment(relay.Node):
+    id: relay.NodeID[int]
+    fragment_code: str
+    content: str
+    quote: str = strawberry.field(description="The model's verbatim evidence.")
+    char_start: int | None = strawberry.field(
+        description="Start offset (code points) of the grounded span; null when ungrounded.")
+    char_end: int | None
+    grounding: Grounding
+    grounding_score: float = strawberry.field(description="100 for exact, the fuzzy score else.")
+    category: Category
+    subcategory: str | None
+    fragment_type: FragmentType
+    context: str | None
+    insight: str | None
+    relevance: int
+    confidence: float
+    is_complete: bool = strawberry.field(description="Our MIU lint, not the model's claim.")
+    has_clean_boundaries: bool
+    verification_status: VerificationStatusEnum
+    model: str
+    chunk_index: int
+    created_at: dt.datetime
+    source_id: strawberry.Private[int]
+    batch_id: strawberry.Private[int]
+    run_id: strawberry.Private[int]
+
+    @classmethod
+    def from_row(cls, row: FragmentRow) -> Fragment:
+        return cls(id=row.id or 0, fragment_code=row.fragment_code, content=row.content,
+                   quote=row.quote, char_start=row.char_start, char_end=row.char_end,
+                   grounding=m.Grounding(row.grounding), grounding_score=row.grounding_score,
+                   category=m.Category(row.category), subcategory=row.subcategory,
+                   fragment_type=m.FragmentType(row.fragment_type), context=row.context,
+                   insight=row.insight, relevance=row.relevance, confidence=row.confidence,
+                   is_complete=row.is_complete, has_clean_boundaries=row.has_clean_boundaries,
+                   verification_status=m.VerificationStatus(row.verification_status),
+                   model=row.model_name, chunk_index=row.chunk_index,
+                   created_at=row.created_at,  # type: ignore[arg-type]
+                   source_id=row.source_id, batch_id=row.batch_id, run_id=row.run_id)
+
+    @strawberry.field
+    async def source(self, info: strawberry.Info) -> Annotated[
+            Source, strawberry.lazy("api.types.source")]:
+        from api.types.source import Source
+
+        return Source.from_row(await info.context.loaders.source.load(self.source_id))
+
+    @strawberry.field
+    async def batch(self, info: strawberry.Info) -> Batch:
+        return Batch.from_row(await info.context.loaders.get("batch", _batches)
+                              .load(self.batch_id))
+
+    @strawberry.field
+    async def run(self, info: strawberry.Info) -> Run | None:
+        nodes = await Run.resolve_nodes(info=info, node_ids=[str(self.run_id)])
+        return nodes[0]
+
+    @classmethod
+    async def resolve_nodes(cls, *, info: strawberry.Info, node_ids: Iterable[str],
+                            required: bool = False) -> list[Fragment | None]:
+        async def fetch(session: Any, ids: list[int]) -> dict[int, FragmentRow]:
+            rows = await session.execute(sa.select(FragmentRow).where(
+                FragmentRow.__table__.c.id.in_(ids)))  # type: ignore[attr-defined]
+            return {row.id: row for row in rows.scalars()}
+
+        ids = [int(i) if str(i).isdigit() and len(str(i)) < 19 else -1 for i in node_ids]
+        rows = await info.context.loaders.get("fragment", fetch).load_many(ids)
+        return [cls.from_row(row) if row else None for row in rows]
+
+
+@strawberry.type(name="FragmentConnection")
+class FragmentConnection(CountedConnection[Fragment]):
+    """Fragments, paged with keyset cursors."""
+
+
+@strawberry.input(description="Filters on fragments.")
+class FragmentFilter:
+    source_id: strawberry.ID | None = None
+    batch_id: strawberry.ID | None = None
+    run_id: strawberry.ID | None = None
+    model: str | None = None
+    grounding: list[Grounding] | None = None
+    categories: list[Category] | None = None
+    fragment_types: list[FragmentType] | None = None
+    verification_statuses: list[VerificationStatusEnum] | None = None
+    is_complete: bool | None = None
+    has_clean_boundaries: bool | None = None
+    min_relevance: int | None = None
+    max_relevance: int | None = None
+    min_confidence: float | None = None
+    max_confidence: float | None = None
+
+
+@strawberry.type(description="Today's (UTC) spend against the daily budget.")
+class Budget:
+    day: dt.date
+    limit_usd: Decimal | None = strawberry.field(description="Null when there is no limit.")
+    spent_usd: Decimal
+    reserved_usd: Decimal = strawberry.field(description="Worst case of calls in flight.")
+    remaining_usd: Decimal | None
+    fragment_cost_limit_usd: Decimal | None = strawberry.field(
+        description="Per grounded fragment: a sweet-spot constraint and a run guard.")

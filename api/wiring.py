@@ -1,0 +1,70 @@
+"""Processing wiring of the composition root: broker, dispatcher, in-process workers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from api.bootstrap import Runtime, start_runtime
+from api.settings import Settings
+
+log = logging.getLogger("mmos.wiring")
+
+
+def model_client() -> Any:
+    """The production model client (LiteLLM is imported on the first call, not here)."""
+    from workers.gateway import LiteLLMClient
+
+    return LiteLLMClient()
+
+
+def make_host(settings: Settings, database_url: str, *, sweep: bool = True,
+              client_factory: Any = None) -> Any:
+    """A worker host whose runtime is created on the actors' loop (one engine per loop)."""
+    from workers.host import WorkerHost
+
+    async def runtime_factory() -> Runtime:
+        return await start_runtime(settings, database_url=database_url, migrate=False,
+                                   pool_size=max(4, settings.llm_concurrency))
+
+    return WorkerHost(runtime_factory, client_factory or model_client, sweep=sweep)
+
+
+class InProcessWorker:
+    """Dramatiq's worker threads inside this process (embedded default, no Redis)."""
+
+    def __init__(self, broker: Any, host: Any, threads: int) -> None:
+        import dramatiq
+
+        from workers.host import HostLifecycle
+
+        broker.add_middleware(HostLifecycle(host))
+        self.worker = dramatiq.Worker(broker, worker_threads=threads, worker_timeout=200)
+
+    def start(self) -> None:
+        self.worker.start()
+
+    async def aclose(self) -> None:
+        await asyncio.to_thread(self.worker.stop)
+
+
+async def attach_processing(runtime: Runtime, database_url: str, *,
+                            in_process_worker: bool | None = None,
+                            client_factory: Any = None) -> None:
+    """Give the runtime a dispatcher; run workers in process when there is no Redis."""
+    from workers.broker import setup_broker
+    from workers.dispatch import Dispatcher
+    from workers.host import install_host
+
+    settings = runtime.settings
+    broker = setup_broker(settings.redis_url)
+    runtime.services["dispatcher"] = Dispatcher(runtime)
+    if in_process_worker is None:
+        in_process_worker = not settings.redis_url
+    if in_process_worker:
+        host = install_host(make_host(settings, database_url, client_factory=client_factory))
+        worker = InProcessWorker(broker, host, settings.worker_threads)
+        worker.start()
+        runtime.services["worker"] = worker
+        log.info("processing in process with %d worker threads", settings.worker_threads)

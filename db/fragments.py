@@ -1,0 +1,84 @@
+"""Fragment and batch listings with filters and keyset pages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.keyset import Page, PageRequest, SortKey, paginate
+from db.tables import BatchRow, FragmentRow
+
+_F = FragmentRow.__table__.c  # type: ignore[attr-defined]
+_B = BatchRow.__table__.c  # type: ignore[attr-defined]
+
+FRAGMENT_SORT = {
+    "CREATED_AT": SortKey("CREATED_AT", _F.created_at, "datetime"),
+    "POSITION": SortKey("POSITION", sa.func.coalesce(_F.char_start, -1), "int"),
+    "RELEVANCE": SortKey("RELEVANCE", _F.relevance, "int"),
+    "FRAGMENT_CODE": SortKey("FRAGMENT_CODE", _F.fragment_code, "str"),
+}
+BATCH_SORT = SortKey("CREATED_AT", _B.created_at, "datetime")
+
+
+@dataclass(slots=True)
+class FragmentFilterSpec:
+    source_id: int | None = None
+    batch_id: int | None = None
+    run_id: int | None = None
+    model: str | None = None
+    grounding: list[str] | None = None
+    categories: list[str] | None = None
+    fragment_types: list[str] | None = None
+    verification_statuses: list[str] | None = None
+    is_complete: bool | None = None
+    has_clean_boundaries: bool | None = None
+    min_relevance: int | None = None
+    max_relevance: int | None = None
+    min_confidence: float | None = None
+    max_confidence: float | None = None
+
+
+def apply_fragment_filter(query: sa.Select[Any], flt: FragmentFilterSpec | None) -> sa.Select[Any]:
+    if flt is None:
+        return query
+    for column, value in ((_F.source_id, flt.source_id), (_F.batch_id, flt.batch_id),
+                          (_F.run_id, flt.run_id), (_F.model_name, flt.model),
+                          (_F.is_complete, flt.is_complete),
+                          (_F.has_clean_boundaries, flt.has_clean_boundaries)):
+        if value is not None:
+            query = query.where(column == value)
+    for column, values in ((_F.grounding, flt.grounding), (_F.category, flt.categories),
+                           (_F.fragment_type, flt.fragment_types),
+                           (_F.verification_status, flt.verification_statuses)):
+        if values:
+            query = query.where(column.in_(values))
+    if flt.min_relevance is not None:
+        query = query.where(_F.relevance >= flt.min_relevance)
+    if flt.max_relevance is not None:
+        query = query.where(_F.relevance <= flt.max_relevance)
+    if flt.min_confidence is not None:
+        query = query.where(_F.confidence >= flt.min_confidence)
+    if flt.max_confidence is not None:
+        query = query.where(_F.confidence <= flt.max_confidence)
+    return query
+
+
+async def list_fragments(session: AsyncSession, flt: FragmentFilterSpec | None, sort: str,
+                         descending: bool, page: PageRequest) -> Page:
+    query = apply_fragment_filter(sa.select(FragmentRow), flt)
+    return await paginate(session, query, entity_id=_F.id, key=FRAGMENT_SORT[sort],
+                          descending=descending, page=page)
+
+
+async def list_batches(session: AsyncSession, *, status: list[str] | None, model: str | None,
+                       page: PageRequest) -> Page:
+    query = sa.select(BatchRow)
+    if status:
+        query = query.where(_B.status.in_(status))
+    if model:
+        query = query.where(_B.model_name == model)
+    return await paginate(session, query, entity_id=_B.id, key=BATCH_SORT, descending=True,
+                          page=page)

@@ -1,0 +1,630 @@
+"""Quality of one run, measured from evidence: grounding, MIU checks, agreement, coverage.
+
+Self-reported relevance and confidence are not quality (a model that flatters itself would
+win), so the score rests on what can be checked against the source and a reference.
+
+Conventions, decided once here and relied on by reports:
+
+- Rates over an empty run (no fragments) are 0.0: a run that yields nothing earns nothing.
+- Agreement (precision, recall, F1) matches grounded fragments one-to-one to reference spans,
+  greedily by best IoU (>= 0.5 by default). Ungrounded fragments have no place in the source, so
+  they are false positives. When both sides are empty, precision = recall = F1 = 1.0 (nothing to
+  find, nothing invented); when only one side is empty, all three are 0.0.
+- With a verified reference, rejected spans are match targets too: a prediction is judged by the
+  reference span it resembles most, so one that is closer to a rejected fragment than to a
+  verified one is a false positive even if it also overlaps the verified one. On an exact IoU tie
+  the rejected span wins (a human refused that shape). Rejected spans are never "missed".
+- Coverage counts the non-empty sentences touched by at least one grounded fragment. It enters
+  the score relative to the reference's coverage; with no reference, the raw coverage is used.
+- A run is never its own reference: the caller leaves the evaluated run out of
+  `choose_reference` (the reference model's own run is judged against the consensus of the
+  other models, or has no reference).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from bisect import bisect_right
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import Literal, TypeVar
+
+from domain.model import Span
+
+ReferenceKind = Literal["verified", "reference_model", "consensus", "none"]
+
+DEFAULT_IOU_THRESHOLD = 0.5
+
+T = TypeVar("T")
+
+
+# --- inputs -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ScoredFragment:
+    """One fragment of a run as quality sees it; the flags come from grounding and MIU lint."""
+
+    start: int | None
+    end: int | None
+    grounded: bool
+    is_complete: bool
+    has_clean_boundaries: bool
+    relevance: int
+    chunk_index: int
+
+    def __post_init__(self) -> None:
+        if (self.start is None) != (self.end is None):
+            raise ValueError("a fragment span needs both start and end, or neither")
+        if self.start is not None and self.end is not None:
+            Span(self.start, self.end)  # validates the bounds
+        if self.grounded and self.start is None:
+            raise ValueError("a grounded fragment must carry its span")
+        if not 0 <= self.relevance <= 10:
+            raise ValueError(f"relevance {self.relevance} is outside 0-10")
+        if self.chunk_index < 0:
+            raise ValueError(f"negative chunk index {self.chunk_index}")
+
+    @property
+    def span(self) -> Span | None:
+        """The span in the source, only for grounded fragments."""
+        if not self.grounded or self.start is None or self.end is None:
+            return None
+        return Span(self.start, self.end)
+
+    @property
+    def is_miu(self) -> bool:
+        """True when the fragment passes both MIU checks."""
+        return self.is_complete and self.has_clean_boundaries
+
+
+@dataclass(frozen=True, slots=True)
+class Reference:
+    """What a run is compared with; `consensus_of` names the models behind a consensus."""
+
+    kind: ReferenceKind
+    spans: tuple[Span, ...]
+    rejected: tuple[Span, ...] = ()
+    model: str | None = None
+    consensus_of: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.kind == "none" and self.spans:
+            raise ValueError("'none' reference cannot carry spans")
+        if self.rejected and self.kind != "verified":
+            raise ValueError("only a verified reference carries rejected spans")
+        if (self.kind == "reference_model") != (self.model is not None):
+            raise ValueError("a model name goes with, and only with, a reference_model reference")
+        if self.consensus_of and self.kind != "consensus":
+            raise ValueError("consensus_of only describes a consensus reference")
+
+    @property
+    def exists(self) -> bool:
+        """False when there is nothing to compare with (the score is then provisional)."""
+        return self.kind != "none"
+
+
+NO_REFERENCE = Reference(kind="none", spans=())
+
+
+# --- simple rates ---------------------------------------------------------------------------
+
+
+def grounded_rate(frags: Sequence[ScoredFragment]) -> float:
+    """Grounded fragments / fragments (0.0 for an empty run)."""
+    return _share(sum(f.grounded for f in frags), len(frags))
+
+
+def miu_rate(frags: Sequence[ScoredFragment]) -> float:
+    """Fragments passing both MIU checks / fragments (0.0 for an empty run)."""
+    return _share(sum(f.is_miu for f in frags), len(frags))
+
+
+def mean_relevance(frags: Sequence[ScoredFragment]) -> float:
+    """Mean self-reported relevance on its 0-10 scale (0.0 for an empty run)."""
+    return _share(sum(f.relevance for f in frags), len(frags))
+
+
+def _share(part: float, whole: int) -> float:
+    return part / whole if whole else 0.0
+
+
+# --- agreement ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MatchResult:
+    """Counts of a one-to-one span matching; `rejected_hits` are false positives on rejected."""
+
+    tp: int
+    fp: int
+    fn: int
+    rejected_hits: int = 0
+
+    @property
+    def precision(self) -> float:
+        if self.tp + self.fp == 0:
+            return 1.0 if self.fn == 0 else 0.0
+        return self.tp / (self.tp + self.fp)
+
+    @property
+    def recall(self) -> float:
+        if self.tp + self.fn == 0:
+            return 1.0 if self.fp == 0 else 0.0
+        return self.tp / (self.tp + self.fn)
+
+    @property
+    def f1(self) -> float:
+        p, r = self.precision, self.recall
+        return 2 * p * r / (p + r) if p + r else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Assignment:
+    matched: tuple[bool, ...]  # per prediction: matched a reference span
+    on_rejected: tuple[bool, ...]  # per prediction: matched a rejected span
+    found: tuple[bool, ...]  # per reference span: matched by some prediction
+
+
+def _assign(
+    predicted: Sequence[Span],
+    spans: Sequence[Span],
+    rejected: Sequence[Span],
+    iou_threshold: float,
+) -> _Assignment:
+    if not 0 < iou_threshold <= 1:
+        raise ValueError(f"IoU threshold {iou_threshold} is outside (0, 1]")
+    targets = [*spans, *rejected]
+    pairs: list[tuple[float, int, int, int]] = []
+    for p, pred in enumerate(predicted):
+        for t, target in enumerate(targets):
+            iou = pred.iou(target)
+            if iou >= iou_threshold:
+                rejected_first = 0 if t >= len(spans) else 1
+                pairs.append((-iou, rejected_first, p, t))
+    pairs.sort()  # best IoU first; indices make ties deterministic
+    target_of: dict[int, int] = {}
+    taken: set[int] = set()
+    for _, _, p, t in pairs:
+        if p not in target_of and t not in taken:
+            target_of[p] = t
+            taken.add(t)
+    targets_hit = [target_of.get(p) for p in range(len(predicted))]
+    return _Assignment(
+        matched=tuple(t is not None and t < len(spans) for t in targets_hit),
+        on_rejected=tuple(t is not None and t >= len(spans) for t in targets_hit),
+        found=tuple(t in taken for t in range(len(spans))),
+    )
+
+
+def match_spans(
+    predicted: Sequence[Span],
+    reference: Sequence[Span],
+    iou_threshold: float = DEFAULT_IOU_THRESHOLD,
+    *,
+    rejected: Sequence[Span] = (),
+) -> MatchResult:
+    """One-to-one greedy matching by best IoU; matches on `rejected` are false positives."""
+    a = _assign(predicted, reference, rejected, iou_threshold)
+    tp = sum(a.matched)
+    return MatchResult(
+        tp=tp,
+        fp=len(predicted) - tp,
+        fn=len(reference) - tp,
+        rejected_hits=sum(a.on_rejected),
+    )
+
+
+# --- the reference --------------------------------------------------------------------------
+
+
+def consensus_spans(
+    runs: Mapping[str, Sequence[Span]], iou_threshold: float = DEFAULT_IOU_THRESHOLD
+) -> tuple[Span, ...]:
+    """Spans found by at least two different models, one representative per cluster.
+
+    Spans are taken in source order and join the cluster whose anchor (first span) they overlap
+    best with IoU >= threshold, at most one span per model per cluster. A cluster backed by two
+    or more models yields its medoid: the member span with the highest total IoU to the others
+    (ties: earliest, then shortest). A medoid is a span some model really produced and every
+    member agrees with; a union would grow with each disagreement.
+    """
+    items = sorted(
+        {(s.start, s.end, model) for model, spans in runs.items() for s in spans},
+    )
+    clusters: list[tuple[Span, dict[str, Span]]] = []  # (anchor, span per model)
+    for start, end, model in items:
+        span = Span(start, end)
+        best: dict[str, Span] | None = None
+        best_iou = 0.0
+        for anchor, members in clusters:
+            iou = anchor.iou(span)
+            # Strictly better only: on a tie the earlier cluster keeps the span.
+            if model not in members and iou >= iou_threshold and iou > best_iou:
+                best, best_iou = members, iou
+        if best is None:
+            clusters.append((span, {model: span}))
+        else:
+            best[model] = span
+    medoids = {_medoid(list(m.values())) for _, m in clusters if len(m) >= 2}
+    return _ordered(medoids)
+
+
+def _medoid(members: Sequence[Span]) -> Span:
+    def key(i: int) -> tuple[float, int, int]:
+        s = members[i]
+        return (-sum(s.iou(o) for j, o in enumerate(members) if j != i), s.start, s.end)
+
+    return members[min(range(len(members)), key=key)]
+
+
+def choose_reference(
+    verified: Sequence[Span],
+    rejected: Sequence[Span],
+    min_verified: int,
+    reference_model_run: tuple[str, Sequence[Span]] | None,
+    other_runs: Mapping[str, Sequence[Span]],
+    iou_threshold: float = DEFAULT_IOU_THRESHOLD,
+) -> Reference:
+    """The reference, in order: verified fragments, the reference model's run, consensus, none.
+
+    The caller passes only runs other than the one being evaluated. A reference model's run with
+    no spans is still a reference (that model found nothing); a consensus with no agreed span is
+    not (absence of agreement is no evidence), so it falls through to "none".
+    """
+    if min_verified < 1:
+        raise ValueError("min_verified must be at least 1")
+    if len(verified) >= min_verified:
+        return Reference("verified", _ordered(verified), rejected=_ordered(rejected))
+    if reference_model_run is not None:
+        model, spans = reference_model_run
+        return Reference("reference_model", _ordered(spans), model=model)
+    agreed = consensus_spans(other_runs, iou_threshold)
+    if agreed:
+        return Reference("consensus", agreed, consensus_of=tuple(sorted(other_runs)))
+    return NO_REFERENCE
+
+
+def _ordered(spans: Iterable[Span]) -> tuple[Span, ...]:
+    return tuple(sorted(spans, key=lambda s: (s.start, s.end)))
+
+
+# --- coverage ---------------------------------------------------------------------------------
+
+
+class _Cover:
+    """The union of some spans, answering 'does this span overlap any of them' in O(log n)."""
+
+    def __init__(self, spans: Iterable[Span]) -> None:
+        merged: list[list[int]] = []
+        for s in sorted((s for s in spans if s.length), key=lambda s: s.start):
+            if merged and s.start <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], s.end)
+            else:
+                merged.append([s.start, s.end])
+        self._starts = [a for a, _ in merged]
+        self._ends = [b for _, b in merged]
+
+    def touches(self, span: Span) -> bool:
+        # Merged intervals are disjoint and sorted, so the first one ending after span.start is
+        # the only candidate for an overlap.
+        i = bisect_right(self._ends, span.start)
+        return bool(span.length) and i < len(self._ends) and self._starts[i] < span.end
+
+
+def coverage(grounded_spans: Iterable[Span], sentences: Sequence[Span]) -> float:
+    """Share of the non-empty sentences overlapped by at least one span (0.0 without sentences)."""
+    cover = _Cover(grounded_spans)
+    real = [s for s in sentences if s.length]
+    return _share(sum(cover.touches(s) for s in real), len(real))
+
+
+def coverage_ratio(run_cov: float, ref_cov: float) -> float:
+    """Run coverage relative to the reference's, capped at 1.0 (any coverage of nothing is 1.0)."""
+    if ref_cov <= 0:
+        return 1.0 if run_cov > 0 else 0.0
+    return min(1.0, run_cov / ref_cov)
+
+
+# --- the score ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class QualityWeights:
+    """Weights of the score's terms; the non-F1 ones must leave a score without a reference."""
+
+    f1: float = 0.40
+    grounded: float = 0.25
+    miu: float = 0.15
+    coverage: float = 0.10
+    relevance: float = 0.10
+
+    def __post_init__(self) -> None:
+        values = (self.f1, self.grounded, self.miu, self.coverage, self.relevance)
+        if any(not math.isfinite(v) or v < 0 for v in values):
+            raise ValueError("quality weights must be finite and non-negative")
+        # Checked at configuration time so that a source with no reference never finds the
+        # score undefined halfway through a batch.
+        if sum(values[1:]) <= 0:
+            raise ValueError("the weights other than f1 must sum to more than 0")
+
+
+DEFAULT_WEIGHTS = QualityWeights()
+
+
+@dataclass(frozen=True, slots=True)
+class QualityComponents:
+    """The score's inputs, each in [0, 1]; f1 is None when there is no reference."""
+
+    f1: float | None
+    grounded_rate: float
+    miu_rate: float
+    coverage_ratio: float
+    relevance: float  # mean relevance / 10
+
+    def __post_init__(self) -> None:
+        for name in ("f1", "grounded_rate", "miu_rate", "coverage_ratio", "relevance"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name}={value} is outside [0, 1]")
+
+    @property
+    def provisional(self) -> bool:
+        """True when the score lacks the agreement term."""
+        return self.f1 is None
+
+
+def quality_score(
+    components: QualityComponents, weights: QualityWeights = DEFAULT_WEIGHTS
+) -> float:
+    """10 x weighted mean of the components; without F1 the other weights renormalise."""
+    terms = [
+        (weights.grounded, components.grounded_rate),
+        (weights.miu, components.miu_rate),
+        (weights.coverage, components.coverage_ratio),
+        (weights.relevance, components.relevance),
+    ]
+    if components.f1 is not None:
+        terms.append((weights.f1, components.f1))
+    total_weight = sum(w for w, _ in terms)  # > 0: QualityWeights guarantees it
+    mean = sum(w * v for w, v in terms) / total_weight
+    return min(10.0, max(0.0, 10.0 * mean))  # clamp float round-off, e.g. 10.000000000000002
+
+
+# --- uncertainty --------------------------------------------------------------------------------
+
+
+def bootstrap_interval(
+    per_chunk: Sequence[T],
+    statistic: Callable[[Sequence[T]], float],
+    *,
+    n: int = 1000,
+    confidence: float = 0.90,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile interval of `statistic` over `n` resamples of the chunks, with replacement.
+
+    Deterministic for a given seed. With fewer than two chunks there is nothing to resample and
+    the interval is the point estimate on both ends.
+    """
+    if n < 1:
+        raise ValueError("bootstrap needs at least one resample")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence {confidence} is outside (0, 1)")
+    if len(per_chunk) < 2:
+        point = statistic(per_chunk)
+        return point, point
+    rng = random.Random(seed)
+    k = len(per_chunk)
+    values = sorted(statistic(rng.choices(per_chunk, k=k)) for _ in range(n))
+    tail = (1 - confidence) / 2
+    return _percentile(values, tail), _percentile(values, 1 - tail)
+
+
+def _percentile(ordered: Sequence[float], q: float) -> float:
+    # Linear interpolation between closest ranks (numpy's default method).
+    pos = q * (len(ordered) - 1)
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+# --- one run --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkTally:
+    """Additive evidence of one chunk; the sum over chunks gives the run's components."""
+
+    fragments: int = 0
+    grounded: int = 0
+    miu: int = 0
+    relevance_sum: int = 0
+    tp: int = 0
+    fp: int = 0
+    fn: int = 0
+    rejected_hits: int = 0
+    sentences: int = 0
+    run_touched: int = 0
+    ref_touched: int = 0
+
+    def __add__(self, other: ChunkTally) -> ChunkTally:
+        return ChunkTally(
+            **{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)}
+        )
+
+
+def _total(tallies: Iterable[ChunkTally]) -> ChunkTally:
+    return sum(tallies, ChunkTally())
+
+
+@dataclass(frozen=True, slots=True)
+class RunQuality:
+    """Everything a report shows about one run's quality, not just the number."""
+
+    score: float
+    low: float
+    high: float
+    provisional: bool
+    components: QualityComponents
+    match: MatchResult | None
+    coverage: float
+    reference_coverage: float | None
+    mean_relevance: float
+    reference_kind: ReferenceKind
+    reference_model: str | None
+    fragments: int
+    grounded_fragments: int
+    miu_fragments: int
+    chunks: int
+    sentences: int
+
+
+class _ChunkOwner:
+    """Assigns a source position to the last chunk starting at or before it."""
+
+    def __init__(self, chunks: Sequence[Span]) -> None:
+        order = sorted(range(len(chunks)), key=lambda i: (chunks[i].start, i))
+        self._starts = [chunks[i].start for i in order]
+        self._index = order
+
+    def of(self, position: int) -> int:
+        # Overlaps go to the later chunk; text before the first chunk goes to the first one.
+        return self._index[max(0, bisect_right(self._starts, position) - 1)]
+
+
+def _tally(
+    frags: Sequence[ScoredFragment],
+    reference: Reference,
+    sentences: Sequence[Span],
+    chunks: Sequence[Span],
+    iou_threshold: float,
+) -> list[ChunkTally]:
+    if not chunks:
+        raise ValueError("a run has at least one chunk")
+    if any(f.chunk_index >= len(chunks) for f in frags):
+        raise ValueError("a fragment refers to a chunk that does not exist")
+    tallies = [ChunkTally() for _ in chunks]
+
+    def add(index: int, tally: ChunkTally) -> None:
+        tallies[index] = tallies[index] + tally
+
+    for f in frags:
+        add(
+            f.chunk_index,
+            ChunkTally(
+                fragments=1,
+                grounded=int(f.grounded),
+                miu=int(f.is_miu),
+                relevance_sum=f.relevance,
+            ),
+        )
+    owner = _ChunkOwner(chunks)
+    grounded = [(f.chunk_index, f.span) for f in frags if f.span is not None]
+    if reference.exists:
+        _tally_agreement(frags, grounded, reference, iou_threshold, owner, add)
+    run_cover = _Cover(span for _, span in grounded)
+    ref_cover = _Cover(reference.spans)
+    for sentence in sentences:
+        if sentence.length:
+            touched_by_run = run_cover.touches(sentence)
+            touched_by_ref = ref_cover.touches(sentence)
+            add(
+                owner.of(sentence.start),
+                ChunkTally(
+                    sentences=1, run_touched=int(touched_by_run), ref_touched=int(touched_by_ref)
+                ),
+            )
+    return tallies
+
+
+def _tally_agreement(
+    frags: Sequence[ScoredFragment],
+    grounded: Sequence[tuple[int, Span]],
+    reference: Reference,
+    iou_threshold: float,
+    owner: _ChunkOwner,
+    add: Callable[[int, ChunkTally], None],
+) -> None:
+    for f in frags:
+        if f.span is None:  # ungrounded output agrees with nothing
+            add(f.chunk_index, ChunkTally(fp=1))
+    a = _assign([s for _, s in grounded], reference.spans, reference.rejected, iou_threshold)
+    for (chunk, _), hit, on_rejected in zip(grounded, a.matched, a.on_rejected, strict=True):
+        add(chunk, ChunkTally(tp=int(hit), fp=int(not hit), rejected_hits=int(on_rejected)))
+    for span, found in zip(reference.spans, a.found, strict=True):
+        if not found:
+            add(owner.of(span.start), ChunkTally(fn=1))
+
+
+def _components(t: ChunkTally, has_reference: bool) -> QualityComponents:
+    run_cov = _share(t.run_touched, t.sentences)
+    if has_reference:
+        f1: float | None = MatchResult(t.tp, t.fp, t.fn).f1
+        cov = coverage_ratio(run_cov, _share(t.ref_touched, t.sentences))
+    else:
+        f1, cov = None, run_cov
+    return QualityComponents(
+        f1=f1,
+        grounded_rate=_share(t.grounded, t.fragments),
+        miu_rate=_share(t.miu, t.fragments),
+        coverage_ratio=cov,
+        relevance=_share(t.relevance_sum, t.fragments) / 10,
+    )
+
+
+def evaluate_run(
+    frags: Sequence[ScoredFragment],
+    reference: Reference,
+    sentences: Sequence[Span],
+    weights: QualityWeights = DEFAULT_WEIGHTS,
+    *,
+    chunks: Sequence[Span],
+    iou_threshold: float = DEFAULT_IOU_THRESHOLD,
+    resamples: int = 1000,
+    confidence: float = 0.90,
+    seed: int = 0,
+) -> RunQuality:
+    """Score one run against its reference, with a bootstrap interval over its chunks.
+
+    `chunks` are the run's chunk spans, indexed by `ScoredFragment.chunk_index`; missed reference
+    spans and sentences belong to the last chunk starting at or before them.
+    """
+    tallies = _tally(frags, reference, sentences, chunks, iou_threshold)
+    total = _total(tallies)
+    components = _components(total, reference.exists)
+    score = quality_score(components, weights)
+
+    def resampled_score(sample: Sequence[ChunkTally]) -> float:
+        return quality_score(_components(_total(sample), reference.exists), weights)
+
+    low, high = bootstrap_interval(
+        tallies, resampled_score, n=resamples, confidence=confidence, seed=seed
+    )
+    return RunQuality(
+        score=score,
+        # A percentile interval of a ratio of sums can miss its own point estimate; a report
+        # must never show a score outside its interval, so widen rather than surprise.
+        low=min(low, score),
+        high=max(high, score),
+        provisional=components.provisional,
+        components=components,
+        match=(
+            MatchResult(total.tp, total.fp, total.fn, total.rejected_hits)
+            if reference.exists
+            else None
+        ),
+        coverage=_share(total.run_touched, total.sentences),
+        reference_coverage=(
+            _share(total.ref_touched, total.sentences) if reference.exists else None
+        ),
+        mean_relevance=_share(total.relevance_sum, total.fragments),
+        reference_kind=reference.kind,
+        reference_model=reference.model,
+        fragments=total.fragments,
+        grounded_fragments=total.grounded,
+        miu_fragments=total.miu,
+        chunks=len(chunks),
+        sentences=total.sentences,
+    )

@@ -1,0 +1,442 @@
+"""The extraction pipeline for one claimed job: chunk, call, parse, ground, persist, settle."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+
+from db.budget import BudgetExceeded, BudgetLedger, Reservation
+from db.catalog import spec_of
+from db.jobs import ClaimedJob, JobQueue
+from db.processing import ChunkUsage, ProcessingRepository, RunContext
+from domain.chunking import Chunk, chunk_text, split_chunk
+from domain.extraction import PreparedFragment, prepare_fragments
+from domain.llm import (
+    DeterministicModelError,
+    ModelClient,
+    ModelRequest,
+    ModelResponse,
+    TransientModelError,
+)
+from domain.parsing import FRAGMENTS_JSON_SCHEMA, AnswerFormatError, parse_answer
+from domain.prompt import build_messages, build_repair_messages
+
+log = logging.getLogger("mmos.pipeline")
+
+RETRY_AFTER_CAP_S = 60.0
+PROMPT_OVERHEAD_TOKENS = 800
+
+
+class BudgetPause(Exception):
+    """The next call does not fit in the budget: the run waits, it does not fail."""
+
+    def __init__(self, message: str, needed: Decimal) -> None:
+        super().__init__(message)
+        self.needed = needed
+
+
+class RunFailed(Exception):
+    """The run cannot succeed; `retryable` when another attempt later may."""
+
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retryable = retryable
+
+
+class RunStopped(Exception):
+    """The run hit the per-fragment cost guard."""
+
+
+class RunCancelled(Exception):
+    """The batch was cancelled or our lease was lost: stop quietly."""
+
+
+@dataclass
+class _Flags:
+    cancelled: bool = False
+    lease_lost: bool = False
+
+
+@dataclass
+class _Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: Decimal = Decimal(0)
+    latency_ms: int = 0
+    calls: int = 0
+
+    def add(self, other: _Usage) -> None:
+        self.input_tokens += other.input_tokens
+        self.output_tokens += other.output_tokens
+        self.cost_usd += other.cost_usd
+        self.latency_ms += other.latency_ms
+        self.calls += other.calls
+
+    def frozen(self) -> ChunkUsage:
+        return ChunkUsage(self.input_tokens, self.output_tokens, self.cost_usd, self.latency_ms,
+                          self.calls)
+
+
+@dataclass
+class PipelineHooks:
+    """Callbacks after commits: progress events published, a run finished."""
+
+    events_committed: Callable[[list[tuple[int, int]]], Any] | None = None
+    run_finished: Callable[[int, str], Any] | None = None
+    wake: Callable[[list[int]], Any] | None = None
+
+
+@dataclass
+class Pipeline:
+    """Processes claimed jobs with one model client against one database runtime."""
+
+    runtime: Any  # api.bootstrap.Runtime (kept untyped: workers/ does not import api/)
+    client: ModelClient
+    owner: str
+    hooks: PipelineHooks = field(default_factory=PipelineHooks)
+    sleep: Callable[[float], Any] = asyncio.sleep
+
+    @property
+    def settings(self) -> Any:
+        return self.runtime.settings
+
+    async def _commit(self, work: Callable[[Any], Any]) -> Any:
+        async with self.runtime.transaction() as session:
+            result = await work(session)
+            events = list(session.info.get("mmos_events", []))
+        if events and self.hooks.events_committed is not None:
+            await _maybe_await(self.hooks.events_committed(events))
+        return result
+
+    def _ledger(self, session: Any) -> BudgetLedger:
+        return BudgetLedger(session, self.settings.daily_budget_usd,
+                            self.settings.fragment_cost_limit_usd)
+
+    # -- the job --------------------------------------------------------------------------
+
+    async def run_job(self, job: ClaimedJob) -> str:
+        """Run one claimed extraction job to an outcome; returns the run status."""
+        async with self.runtime.read() as session:
+            ctx = await ProcessingRepository(session).run_context(job.run_id or 0)
+        if ctx is None:
+            await self._commit(lambda s: JobQueue(s).finish(job.id, self.owner, "failed",
+                                                            "the run no longer exists"))
+            return "missing"
+        if ctx.batch.status == "cancelled" or ctx.run.status in ("completed", "failed",
+                                                                 "skipped"):
+            await self._commit(lambda s: JobQueue(s).finish(job.id, self.owner, "cancelled"))
+            return ctx.run.status
+        flags = _Flags()
+        renewer = asyncio.create_task(self._renew(job, flags))
+        try:
+            return await self._process(job, ctx, flags)
+        finally:
+            renewer.cancel()
+            await asyncio.gather(renewer, return_exceptions=True)
+
+    async def _process(self, job: ClaimedJob, ctx: RunContext, flags: _Flags) -> str:
+        try:
+            await self._preflight(ctx)
+            chunks = self._chunks(ctx)
+            await self._commit(lambda s: ProcessingRepository(s).start_run(
+                ctx.run.id or 0, ctx.batch.id or 0, len(chunks)))
+            async with self.runtime.read() as session:
+                done = await ProcessingRepository(session).done_chunks(ctx.run.id or 0)
+            todo = [chunk for chunk in chunks if chunk.index not in done]
+            await self._chunks_concurrently(ctx, todo, flags)
+        except RunCancelled:
+            if flags.lease_lost:
+                log.warning("lease lost on job %s; another worker takes over", job.id)
+                return "lease_lost"
+            return await self._finish(job, ctx, "skipped", "cancelled", job_status="cancelled")
+        except BudgetPause as pause:
+            message, needed = str(pause), pause.needed
+            await self._commit(lambda s: self._pause(s, job, ctx, message, needed))
+            return "waiting_budget"
+        except RunStopped as stop:
+            return await self._finish(job, ctx, "stopped_cost_limit", str(stop))
+        except RunFailed as failure:
+            reason = failure.message
+            if failure.retryable and job.attempts < job.max_attempts:
+                delay = min(300.0, 5.0 * 2 ** job.attempts)
+                await self._commit(lambda s: self._retry_later(s, job, ctx, reason, delay))
+                return "pending"
+            return await self._finish(job, ctx, "failed", reason, job_status="failed")
+        return await self._finish(job, ctx, "completed", None)
+
+    async def _finish(self, job: ClaimedJob, ctx: RunContext, status: str,
+                      error: str | None, job_status: str = "done") -> str:
+        async def work(session: Any) -> str:
+            if not await JobQueue(session).finish(job.id, self.owner, job_status, error):
+                return "lease_lost"
+            await ProcessingRepository(session).finish_run(ctx, status, error)
+            return status
+
+        outcome: str = await self._commit(work)
+        if outcome != "lease_lost" and self.hooks.run_finished is not None:
+            await _maybe_await(self.hooks.run_finished(ctx.run.id or 0, status))
+        return outcome
+
+    async def _pause(self, session: Any, job: ClaimedJob, ctx: RunContext, message: str,
+                     needed: Decimal) -> None:
+        if await JobQueue(session).release(job.id, self.owner, status="waiting_budget",
+                                           error=message, payload={"needed_usd": str(needed)}):
+            await ProcessingRepository(session).set_run_waiting_budget(ctx, message)
+
+    async def _retry_later(self, session: Any, job: ClaimedJob, ctx: RunContext, message: str,
+                           delay: float) -> None:
+        if await JobQueue(session).release(job.id, self.owner, delay_seconds=delay,
+                                           error=message):
+            await ProcessingRepository(session).set_run_pending(
+                ctx.run.id or 0, f"attempt {job.attempts} failed, retrying: {message}")
+
+    async def _renew(self, job: ClaimedJob, flags: _Flags) -> None:
+        lease = self.settings.job_lease_seconds
+        while True:
+            await asyncio.sleep(max(1.0, lease / 3))
+            try:
+                status = await self._commit(lambda s: JobQueue(s).renew(job.id, self.owner,
+                                                                        lease))
+            except Exception:  # the database blinked: try again before the lease ends
+                log.warning("lease renewal of job %s failed", job.id, exc_info=True)
+                continue
+            if status is None:
+                async with self.runtime.read() as session:
+                    current = await JobQueue(session).status_of(job.id)
+                flags.cancelled = current == "cancelled"
+                flags.lease_lost = not flags.cancelled
+                return
+
+    # -- checks before spending -----------------------------------------------------------
+
+    async def _preflight(self, ctx: RunContext) -> None:
+        if not ctx.model.enabled:
+            raise RunFailed(f"model {ctx.model.name!r} is disabled in the catalog")
+        if spec_of(ctx.model).is_priced:
+            return
+        async with self.runtime.read() as session:
+            daily = await self._ledger(session).daily_limit()
+        if daily is not None or ctx.batch.budget_usd is not None:
+            raise RunFailed(f"model {ctx.model.name!r} has no known price and a budget is in "
+                            "force; set its prices with updateModel first")
+
+    def _chunks(self, ctx: RunContext) -> list[Chunk]:
+        spec = spec_of(ctx.model)
+        room = spec.context_window - self._max_tokens(ctx) - PROMPT_OVERHEAD_TOKENS
+        budget = max(100, min(self.settings.chunk_max_tokens, room))
+        return chunk_text(ctx.source.content, max_tokens=budget,
+                          overlap_tokens=min(self.settings.chunk_overlap_tokens, budget // 4),
+                          count_tokens=lambda text: self.client.count_tokens(spec, text))
+
+    def _max_tokens(self, ctx: RunContext) -> int:
+        return min(ctx.model.max_output_tokens, self.settings.max_output_tokens)
+
+    # -- chunks -----------------------------------------------------------------------------
+
+    async def _chunks_concurrently(self, ctx: RunContext, chunks: list[Chunk],
+                                   flags: _Flags) -> None:
+        gate = asyncio.Semaphore(self.settings.llm_concurrency)
+
+        async def one(chunk: Chunk) -> None:
+            async with gate:
+                if flags.cancelled or flags.lease_lost:
+                    raise RunCancelled()
+                fragments, usage = await self._extract(ctx, chunk, flags, allow_split=True)
+                if flags.cancelled or flags.lease_lost:
+                    raise RunCancelled()
+                await self._commit(lambda s: ProcessingRepository(s).save_chunk(
+                    ctx, chunk_index=chunk.index, char_start=chunk.start, char_end=chunk.end,
+                    fragments=fragments, usage=usage.frozen()))
+                await self._cost_guard(ctx)
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                for chunk in chunks:
+                    group.create_task(one(chunk))
+        except ExceptionGroup as errors:
+            raise _most_significant(errors) from None
+
+    async def _extract(self, ctx: RunContext, chunk: Chunk, flags: _Flags, *,
+                       allow_split: bool, ordinal: int = 0
+                       ) -> tuple[list[PreparedFragment], _Usage]:
+        usage = _Usage()
+        messages = build_messages(chunk.text, language=ctx.source.language,
+                                  source_type=ctx.source.source_type)
+        response = await self._call(ctx, messages, "extract", usage, flags)
+        if response.finish_reason == "length":
+            return await self._split(ctx, chunk, flags, usage, allow_split, ordinal)
+        try:
+            answer = parse_answer(response.content)
+        except AnswerFormatError as problem:
+            repair = build_repair_messages(messages, response.content, problem.problem)
+            response = await self._call(ctx, repair, "repair", usage, flags)
+            if response.finish_reason == "length":
+                return await self._split(ctx, chunk, flags, usage, allow_split, ordinal)
+            try:
+                answer = parse_answer(response.content)
+            except AnswerFormatError as again:
+                raise RunFailed(f"{ctx.model.name}: the answer for chunk {chunk.index} broke "
+                                f"the JSON shape after one repair attempt: {again.problem}"
+                                ) from None
+        fragments = prepare_fragments(ctx.source.content, chunk, answer.fragments,
+                                      language=ctx.source.language, start_ordinal=ordinal)
+        return fragments, usage
+
+    async def _split(self, ctx: RunContext, chunk: Chunk, flags: _Flags, usage: _Usage,
+                     allow_split: bool, ordinal: int) -> tuple[list[PreparedFragment], _Usage]:
+        # Truncation is not a parse error: halve the chunk and try each half once.
+        if not allow_split or len(chunk.text) < 200:
+            raise RunFailed(f"{ctx.model.name}: the answer for chunk {chunk.index} was cut at "
+                            f"the output limit even after splitting the chunk")
+        head, tail = split_chunk(chunk)
+        first, first_usage = await self._extract(ctx, head, flags, allow_split=False,
+                                                 ordinal=ordinal)
+        second, second_usage = await self._extract(ctx, tail, flags, allow_split=False,
+                                                   ordinal=ordinal + 1000)
+        usage.add(first_usage)
+        usage.add(second_usage)
+        return first + second, usage
+
+    async def _call(self, ctx: RunContext, messages: list[dict[str, str]], kind: str,
+                    usage: _Usage, flags: _Flags) -> ModelResponse:
+        """One logical call: reserve, call, settle; transient errors retried with backoff."""
+        spec = spec_of(ctx.model)
+        request = ModelRequest(model=spec, messages=messages, max_tokens=self._max_tokens(ctx),
+                               json_schema=FRAGMENTS_JSON_SCHEMA,
+                               timeout_s=self.settings.llm_timeout_seconds)
+        prompt_tokens = self.client.count_tokens(spec, "\n".join(m["content"] for m in messages))
+        worst = self.client.worst_case_cost(request, prompt_tokens) or Decimal(0)
+        retries = self.settings.llm_max_transient_retries
+        for attempt in range(retries + 1):
+            if flags.cancelled or flags.lease_lost:
+                raise RunCancelled()
+            reservation = await self._reserve(ctx, worst, kind if attempt == 0 else "retry")
+            try:
+                response = await self.client.complete(request)
+            except TransientModelError as exc:
+                await self._settle_failure(ctx, reservation, exc.cost_usd, usage,
+                                           f"transient: {exc.message}")
+                if attempt == retries:
+                    raise RunFailed(f"{exc.message} (gave up after {retries + 1} calls)",
+                                    retryable=True) from None
+                await self.sleep(self._backoff(attempt, exc.retry_after_s))
+                continue
+            except DeterministicModelError as exc:
+                await self._settle_failure(ctx, reservation, exc.cost_usd, usage,
+                                           f"error: {exc.message}")
+                raise RunFailed(exc.message) from None
+            except BaseException:
+                await asyncio.shield(self._release_quietly(reservation, "call interrupted"))
+                raise
+            await self._settle(ctx, reservation, response, usage, kind)
+            return response
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _backoff(attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), RETRY_AFTER_CAP_S)
+        return min(30.0, 0.5 * 2 ** attempt) * (0.5 + random.random() / 2)
+
+    async def _reserve(self, ctx: RunContext, worst: Decimal, kind: str) -> Reservation:
+        async def work(session: Any) -> Reservation:
+            return await self._ledger(session).reserve(
+                amount=worst, model_name=ctx.model.name, call_kind=kind,
+                batch_id=ctx.batch.id, run_id=ctx.run.id, job_id=None,
+                ttl_seconds=self.settings.reservation_ttl_seconds)
+
+        try:
+            reservation: Reservation = await self._commit(work)
+        except BudgetExceeded as exc:
+            raise BudgetPause(str(exc), exc.needed) from None
+        return reservation
+
+    async def _settle(self, ctx: RunContext, reservation: Reservation,
+                      response: ModelResponse, usage: _Usage, kind: str) -> None:
+        call = _Usage(response.input_tokens, response.output_tokens, response.cost_usd,
+                      response.latency_ms, 1)
+        usage.add(call)
+
+        async def work(session: Any) -> None:
+            if await self._ledger(session).settle(
+                    reservation, actual=response.cost_usd, input_tokens=response.input_tokens,
+                    output_tokens=response.output_tokens, outcome=kind):
+                await ProcessingRepository(session).add_usage(ctx.run.id or 0, call.frozen())
+
+        await self._commit(work)
+
+    async def _settle_failure(self, ctx: RunContext, reservation: Reservation, cost: Decimal,
+                              usage: _Usage, outcome: str) -> None:
+        call = _Usage(0, 0, cost, 0, 1)
+        usage.add(call)
+
+        async def work(session: Any) -> None:
+            ledger = self._ledger(session)
+            settled = (await ledger.settle(reservation, actual=cost, input_tokens=0,
+                                           output_tokens=0, outcome=outcome)
+                       if cost > 0 else await ledger.release(reservation, outcome))
+            if settled:
+                await ProcessingRepository(session).add_usage(ctx.run.id or 0, call.frozen())
+
+        await self._commit(work)
+
+    async def _release_quietly(self, reservation: Reservation, outcome: str) -> None:
+        try:
+            await self._commit(lambda s: self._ledger(s).release(reservation, outcome))
+        except Exception:  # the sweeper releases expired reservations anyway
+            log.warning("could not release reservation %s", reservation.ledger_id)
+
+    async def _cost_guard(self, ctx: RunContext) -> None:
+        async with self.runtime.read() as session:
+            limit = await self._ledger(session).fragment_cost_limit()
+            if limit is None:
+                return
+            row = (await session.execute(sa.text(
+                "SELECT r.cost_usd, count(f.id) AS n,"
+                " count(f.id) FILTER (WHERE f.grounding <> 'ungrounded') AS grounded"
+                " FROM source_processing r LEFT JOIN fragments f ON f.run_id = r.id"
+                " WHERE r.id = :r GROUP BY r.id"), {"r": ctx.run.id})).one()
+        minimum = self.settings.cost_guard_min_fragments
+        if row.n < minimum or row.cost_usd <= 0:
+            return
+        per_fragment = row.cost_usd / row.grounded if row.grounded else None
+        if per_fragment is None or per_fragment > limit:
+            shown = "no grounded fragment" if per_fragment is None else f"${per_fragment:.6f}"
+            raise RunStopped(f"cost per grounded fragment ({shown}) exceeds the limit of "
+                             f"${limit} after {row.n} fragments")
+
+
+_SIGNIFICANCE = (RunCancelled, BudgetPause, RunStopped, RunFailed)
+
+
+def _most_significant(errors: ExceptionGroup[Exception]) -> Exception:
+    """The one outcome a run takes when several chunks fail differently at once."""
+    flat: list[Exception] = []
+    stack: list[Exception] = [errors]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, ExceptionGroup):
+            stack.extend(item.exceptions)
+        else:
+            flat.append(item)
+    for kind in _SIGNIFICANCE:
+        for item in flat:
+            if isinstance(item, kind):
+                return item
+    log.error("unexpected error while processing chunks", exc_info=flat[0])
+    return RunFailed(f"internal error while processing: {type(flat[0]).__name__}",
+                     retryable=True)
+
+
+async def _maybe_await(value: Any) -> Any:
+    if asyncio.iscoroutine(value):
+        return await value
+    return value
