@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import sqlalchemy as sa
+from cross_web import HTTPException
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
@@ -22,6 +23,27 @@ from api.graphiql import graphiql_html, static_routes
 from api.middleware import RequestContextMiddleware
 from api.schema import schema, use_settings
 from api.settings import Settings, get_settings
+
+
+def _check_strings(value: Any, where: str = "request") -> None:
+    """Refuse NUL characters and lone surrogates anywhere: PostgreSQL cannot store them."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                raise HTTPException(400, f"the {where} contains a NUL character (\\u0000), "
+                                         "which is not allowed in any string")
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise HTTPException(400, f"the {where} contains a lone UTF-16 surrogate; "
+                                         "send valid Unicode text") from None
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
 
 
 class GraphQLView(GraphQL):  # type: ignore[type-arg]
@@ -44,6 +66,22 @@ class GraphQLView(GraphQL):  # type: ignore[type-arg]
 
     async def render_graphql_ide(self, request: Request) -> HTMLResponse:
         return HTMLResponse(graphiql_html())
+
+    def decode_json(self, data: str | bytes) -> object:
+        decoded = super().decode_json(data)
+        if isinstance(decoded, list):
+            if not decoded or not all(isinstance(item, dict) for item in decoded):
+                raise HTTPException(400, "a batched request must be a non-empty JSON array of "
+                                         "operation objects")
+        elif not isinstance(decoded, dict):
+            raise HTTPException(400, "the request body must be a JSON object with a `query`")
+        _check_strings(decoded)
+        return decoded
+
+    def parse_query_params(self, params: Any) -> dict[str, Any]:
+        parsed = super().parse_query_params(params)
+        _check_strings(parsed, "query string")
+        return parsed
 
 
 async def healthz(request: Request) -> Response:

@@ -37,6 +37,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     url = _database_url(settings)
     app = create_app(settings, database_url=url)
     log.info("serving GraphQL on http://%s:%s/graphql", host, port)
+    import signal
+
+    # uvicorn re-raises SIGTERM after its graceful shutdown; exit normally instead so that
+    # the embedded PostgreSQL is stopped by its exit hook.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     uvicorn.run(app, host=host, port=port, log_config=None, ws="websockets",
                 proxy_headers=True, timeout_graceful_shutdown=10)
     return 0
@@ -62,6 +67,50 @@ def cmd_export_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Run a worker process on the Redis broker until SIGTERM or SIGINT."""
+    import signal
+    import threading
+
+    from api.logging import configure_logging
+    from api.wiring import InProcessWorker, make_host
+    from workers.broker import setup_broker
+    from workers.host import install_host
+
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_json)
+    if not settings.redis_url:
+        print("mmos worker needs REDIS_URL (and DATABASE_URL); without Redis, `mmos serve` "
+              "processes jobs in its own process.", file=sys.stderr)
+        return 2
+    if not settings.database_url:
+        print("mmos worker needs DATABASE_URL: workers share the server's PostgreSQL.",
+              file=sys.stderr)
+        return 2
+    if args.threads:
+        settings = settings.model_copy(update={"worker_threads": args.threads})
+    broker = setup_broker(settings.redis_url)
+    host = install_host(make_host(settings, settings.database_url))
+    worker = InProcessWorker(broker, host, settings.worker_threads)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    _serve_worker_metrics(settings)
+    worker.start()
+    log.info("worker %s consuming with %d threads", host.worker_id, settings.worker_threads)
+    stop.wait()
+    log.info("worker %s stopping", host.worker_id)
+    worker.stop()
+    return 0
+
+
+def _serve_worker_metrics(settings: Settings) -> None:
+    if settings.worker_metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(settings.worker_metrics_port)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mmos", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -76,6 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
     upgrade = db_commands.add_parser("upgrade", help="apply migrations")
     upgrade.add_argument("revision", nargs="?", default="head")
     upgrade.set_defaults(func=cmd_db_upgrade)
+
+    worker = commands.add_parser("worker", help="run a worker process (needs REDIS_URL)")
+    worker.add_argument("--threads", type=int, default=None, help="worker threads")
+    worker.set_defaults(func=cmd_worker)
 
     export = commands.add_parser("export-schema", help="print the GraphQL SDL")
     export.set_defaults(func=cmd_export_schema)

@@ -6,6 +6,7 @@ import logging
 
 import strawberry
 from graphql import GraphQLError
+from strawberry.relay import GlobalIDValueError
 
 from domain.errors import Conflict as ConflictError
 from domain.errors import DomainError, InvalidInput
@@ -92,7 +93,8 @@ def public(exc: DomainError) -> PublicError:
 def should_mask_error(error: GraphQLError) -> bool:
     """Let through GraphQL's own errors (syntax, validation) and public ones; mask the rest."""
     original = error.original_error
-    if original is None or isinstance(original, (GraphQLError, DomainError)):
+    if original is None or isinstance(original, (GraphQLError, DomainError,
+                                                 GlobalIDValueError)):
         return False
     log.error("unexpected error in %s", error.path, exc_info=original)
     return True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +24,8 @@ from api.mutations.sources import SourceMutations
 from api.queries.processing import ProcessingQueries
 from api.queries.sources import SourceQueries
 from api.settings import Settings
+
+log = logging.getLogger("mmos.graphql")
 
 
 def _root_types() -> tuple[type, type]:
@@ -76,9 +79,18 @@ EXTENSIONS: list[Callable[[], Any]] = [
 ]
 
 
+class MMOSSchema(strawberry.Schema):
+    """Client mistakes are answers, not incidents: only unexpected errors reach the error log
+    (they are logged where they are masked)."""
+
+    def process_errors(self, errors: list[Any], execution_context: Any = None) -> None:
+        for error in errors:
+            log.debug("GraphQL error: %s", error.message)
+
+
 def _build() -> strawberry.Schema:
     query, mutation = _root_types()
-    return strawberry.Schema(
+    return MMOSSchema(
         query=query,
         mutation=mutation,
         extensions=EXTENSIONS,

@@ -40,10 +40,20 @@ class InProcessWorker:
         from workers.host import HostLifecycle
 
         broker.add_middleware(HostLifecycle(host))
+        self.host = host
         self.worker = dramatiq.Worker(broker, worker_threads=threads, worker_timeout=200)
 
     def start(self) -> None:
+        """Start the threads, then the host (runtime, sweeper, heartbeat) on the actors' loop."""
+        from dramatiq.asyncio import get_event_loop_thread
+
         self.worker.start()
+        loop_thread = get_event_loop_thread()
+        assert loop_thread is not None
+        loop_thread.run_coroutine(self.host.start())
+
+    def stop(self) -> None:
+        self.worker.stop()
 
     async def aclose(self) -> None:
         await asyncio.to_thread(self.worker.stop)

@@ -145,7 +145,14 @@ class ProcessingRepository:
 
     # -- state changes -------------------------------------------------------------------------
 
+    async def lock_batch(self, batch_id: int) -> None:
+        """Take the batch row first: every writer locks batch → run → counters in that order,
+        the same order as the budget ledger (budget day → batch → run), so none deadlock."""
+        await self.session.execute(sa.text(
+            "SELECT id FROM processing_batches WHERE id = :b FOR UPDATE"), {"b": batch_id})
+
     async def start_run(self, run_id: int, batch_id: int, chunk_count: int) -> None:
+        await self.lock_batch(batch_id)
         await self.session.execute(
             sa.update(RunRow)
             .where(_R.id == run_id)
@@ -171,6 +178,7 @@ class ProcessingRepository:
         )
 
     async def add_usage(self, run_id: int, usage: ChunkUsage) -> None:
+        # Called after the ledger settled (budget day → batch locked), so batch → run holds.
         """Add one provider call's usage to the run (every call counts, failed ones too)."""
         await self.session.execute(
             sa.update(RunRow)
@@ -330,6 +338,7 @@ class ProcessingRepository:
     async def finish_run(self, ctx: RunContext, status: str, error: str | None = None) -> str:
         """Close a run: dedupe chunk overlaps, recount, roll the batch up; returns batch status."""
         run_id = ctx.run.id or 0
+        await self.lock_batch(ctx.batch.id or 0)
         if status == "completed":
             await self._drop_overlap_duplicates(run_id)
         counts = (
@@ -437,6 +446,7 @@ class ProcessingRepository:
         return status
 
     async def set_run_waiting_budget(self, ctx: RunContext, message: str) -> None:
+        await self.lock_batch(ctx.batch.id or 0)
         await self.session.execute(
             sa.update(RunRow)
             .where(_R.id == ctx.run.id)

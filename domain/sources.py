@@ -59,7 +59,7 @@ class SourceData:
 
 def content_hash(content: str) -> str:
     """sha256 of the UTF-8 content: the identity used to detect duplicate sources."""
-    return hashlib.sha256(content.encode("utf-8")).hexdigest()
+    return hashlib.sha256(content.encode("utf-8", errors="surrogatepass")).hexdigest()
 
 
 def count_words(text: str) -> int:
@@ -88,7 +88,18 @@ def _text(value: Any, path: tuple[str, ...], issues: list[FieldIssue], *, requir
         issues.append(FieldIssue(path, f"must be at most {max_len} characters"))
     if "\x00" in text:
         issues.append(FieldIssue(path, "must not contain NUL characters"))
+    elif not is_valid_unicode(text):
+        issues.append(FieldIssue(path, "must be valid Unicode (no lone surrogates)"))
     return text
+
+
+def is_valid_unicode(text: str) -> bool:
+    """False for strings with lone surrogates, which UTF-8 (and PostgreSQL) cannot store."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def check_source_code(code: str | None, path: tuple[str, ...], issues: list[FieldIssue]) -> None:
@@ -115,6 +126,8 @@ def check_content(content: str | None, path: tuple[str, ...], limits: SourceLimi
         issues.append(FieldIssue(path, "must not be empty"))
     elif "\x00" in content:
         issues.append(FieldIssue(path, "must not contain NUL characters"))
+    elif not is_valid_unicode(content):
+        issues.append(FieldIssue(path, "must be valid Unicode (no lone surrogates)"))
 
 
 def check_language(language: str | None, path: tuple[str, ...], issues: list[FieldIssue]) -> None:

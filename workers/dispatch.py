@@ -28,6 +28,10 @@ class Dispatcher:
         from workers.actors import process_job
 
         ids = list(job_ids)
+        # Mark first, in its own short transaction: a worker claiming with SKIP LOCKED must
+        # never find these rows locked by our bookkeeping (it would drop the wake-up).
+        async with self.runtime.transaction() as session:
+            await JobQueue(session).mark_sent(ids)
 
         def _send() -> None:
             for job_id in ids:
@@ -38,6 +42,3 @@ class Dispatcher:
         except Exception:
             log.warning("could not send %d wake-up messages; the sweeper will", len(ids),
                         exc_info=True)
-            return
-        async with self.runtime.transaction() as session:
-            await JobQueue(session).mark_sent(ids)

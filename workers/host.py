@@ -83,9 +83,15 @@ class WorkerHost:
         """Claim the most urgent waiting job and run it; None when there was nothing to do."""
         await self.start()
         assert self.pipeline is not None
-        async with self.runtime.transaction() as session:
-            job = await JobQueue(session).claim(self.worker_id,
-                                                self.runtime.settings.job_lease_seconds)
+        job = None
+        for pause in (0.0, 0.1, 0.5):
+            # A row briefly locked by another writer is skipped by the claim: look again.
+            await asyncio.sleep(pause)
+            async with self.runtime.transaction() as session:
+                job = await JobQueue(session).claim(self.worker_id,
+                                                    self.runtime.settings.job_lease_seconds)
+            if job is not None:
+                break
         if job is None:
             return None
         log.info("job %s claimed (woken for %s)", job.id, job_id)

@@ -31,6 +31,8 @@ from domain.prompt import build_messages, build_repair_messages
 log = logging.getLogger("mmos.pipeline")
 
 RETRY_AFTER_CAP_S = 60.0
+TX_RETRIES = 5
+RETRYABLE_SQLSTATES = {"40P01", "40001"}
 PROMPT_OVERHEAD_TOKENS = 800
 
 
@@ -109,9 +111,17 @@ class Pipeline:
         return self.runtime.settings
 
     async def _commit(self, work: Callable[[Any], Any]) -> Any:
-        async with self.runtime.transaction() as session:
-            result = await work(session)
-            events = list(session.info.get("mmos_events", []))
+        for attempt in range(TX_RETRIES):
+            try:
+                async with self.runtime.transaction() as session:
+                    result = await work(session)
+                    events = list(session.info.get("mmos_events", []))
+                break
+            except sa.exc.DBAPIError as exc:
+                # Deadlocks and serialisation failures roll back cleanly: run the work again.
+                if _sqlstate(exc) not in RETRYABLE_SQLSTATES or attempt == TX_RETRIES - 1:
+                    raise
+                await asyncio.sleep(0.05 * (attempt + 1) * (1 + random.random()))
         if events and self.hooks.events_committed is not None:
             await _maybe_await(self.hooks.events_committed(events))
         return result
@@ -434,6 +444,12 @@ def _most_significant(errors: ExceptionGroup[Exception]) -> Exception:
     log.error("unexpected error while processing chunks", exc_info=flat[0])
     return RunFailed(f"internal error while processing: {type(flat[0]).__name__}",
                      retryable=True)
+
+
+def _sqlstate(exc: sa.exc.DBAPIError) -> str | None:
+    original = getattr(exc, "orig", None)
+    return getattr(original, "sqlstate", None) or getattr(
+        getattr(original, "__cause__", None), "sqlstate", None)
 
 
 async def _maybe_await(value: Any) -> Any:
