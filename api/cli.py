@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import sys
 from collections.abc import Sequence
@@ -104,6 +105,18 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Load the sample interviews, run the offline models with a progress bar, summarise."""
+    from rich.console import Console
+
+    from api.demo import run_demo
+    from api.logging import configure_logging
+
+    settings = get_settings()
+    configure_logging("WARNING", settings.log_json)
+    return asyncio.run(run_demo(settings, Console()))
+
+
 def _serve_worker_metrics(settings: Settings) -> None:
     if settings.worker_metrics_port:
         from prometheus_client import start_http_server
@@ -129,6 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
     worker = commands.add_parser("worker", help="run a worker process (needs REDIS_URL)")
     worker.add_argument("--threads", type=int, default=None, help="worker threads")
     worker.set_defaults(func=cmd_worker)
+
+    demo = commands.add_parser("demo", help="compare the offline models on sample interviews")
+    demo.set_defaults(func=cmd_demo)
 
     export = commands.add_parser("export-schema", help="print the GraphQL SDL")
     export.set_defaults(func=cmd_export_schema)

@@ -22,7 +22,7 @@ class Sample(TypedDict):
 # (file, source code, language, author): the title is the file's first "# " heading.
 _CATALOG: tuple[tuple[str, str, str, str], ...] = (
     ("interview_en.md", "DEMO_INT_EN_001", "en", "Margaret Lindqvist"),
-    ("interview_pt.md", "DEMO_INT_PT_001", "pt", "Cláudia Barreto"),
+    ("interview_pt.md", "DEMO_INT_PT_001", "pt-BR", "Cláudia Barreto"),
 )
 
 

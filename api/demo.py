@@ -1,0 +1,120 @@
+"""`mmos demo`: load the sample interviews, compare the offline models, print a summary."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from api.bootstrap import Runtime, resolve_database_url, start_runtime
+from api.settings import Settings
+
+DEMO_MODELS = ["rules-fast", "rules-thorough"]
+
+
+async def _ensure_sources(runtime: Runtime) -> list[int]:
+    from api.demo_data import load_samples
+    from db.sources import SourceRepository
+    from domain.sources import SourceLimits, validate_new_source
+
+    ids = []
+    async with runtime.transaction() as session:
+        repository = SourceRepository(session)
+        for sample in load_samples():
+            existing = await repository.get_by_code(sample["sourceCode"])
+            if existing is not None:
+                ids.append(existing.id or 0)
+                continue
+            data = validate_new_source({
+                "source_code": sample["sourceCode"], "title": sample["title"],
+                "source_type": "interview", "content": sample["content"],
+                "language": sample["language"], "author": sample["author"],
+            }, SourceLimits())
+            ids.append((await repository.add(data)).id or 0)
+    return ids
+
+
+async def _progress(runtime: Runtime, batch_ids: list[int]) -> list[Any]:
+    async with runtime.read() as session:
+        rows = await session.execute(sa.text(
+            "SELECT b.id, b.model_name, b.status, sum(r.chunk_count) AS chunks,"
+            " sum(r.chunks_done) AS done FROM processing_batches b"
+            " JOIN source_processing r ON r.batch_id = b.id WHERE b.id = ANY(:ids)"
+            " GROUP BY b.id ORDER BY b.id"), {"ids": batch_ids})
+        return list(rows)
+
+
+async def _summary(runtime: Runtime, batch_ids: list[int]) -> list[Any]:
+    async with runtime.read() as session:
+        rows = await session.execute(sa.text(
+            "SELECT s.source_code, r.model_name, r.status, r.fragment_count, r.grounded_count,"
+            " (SELECT count(*) FROM fragments f WHERE f.run_id = r.id AND f.is_complete"
+            "   AND f.has_clean_boundaries) AS miu, r.cost_usd, r.latency_ms, r.error_message"
+            " FROM source_processing r JOIN sources s ON s.id = r.source_id"
+            " WHERE r.batch_id = ANY(:ids) ORDER BY s.source_code, r.model_name"),
+            {"ids": batch_ids})
+        return list(rows)
+
+
+def _share(part: int, whole: int) -> str:
+    return f"{part} ({100 * part / whole:.0f}%)" if whole else "0"
+
+
+async def run_demo(settings: Settings, console: Console) -> int:
+    """Process both samples with the offline models and print what each model found."""
+    from api.services import start_processing
+    from api.wiring import attach_processing
+
+    url = resolve_database_url(settings)
+    runtime = await start_runtime(settings, database_url=url)
+    try:
+        await attach_processing(runtime, url, in_process_worker=not settings.redis_url)
+        source_ids = await _ensure_sources(runtime)
+        console.print(f"Loaded {len(source_ids)} sample interviews (English and Portuguese).")
+        started = await start_processing(runtime, source_ids=source_ids,
+                                         model_names=DEMO_MODELS, strategy=None,
+                                         budget_usd=None)
+        began = time.monotonic()
+        with Progress(TextColumn("{task.description}"), BarColumn(),
+                      TextColumn("{task.completed}/{task.total} chunks"), TimeElapsedColumn(),
+                      console=console) as progress:
+            tasks: dict[int, Any] = {}
+            while True:
+                rows = await _progress(runtime, started.batch_ids)
+                for row in rows:
+                    if row.id not in tasks:
+                        tasks[row.id] = progress.add_task(row.model_name, total=None)
+                    progress.update(tasks[row.id], total=max(int(row.chunks or 0), 1),
+                                    completed=int(row.done or 0),
+                                    description=f"{row.model_name} [{row.status}]")
+                if rows and all(r.status in ("completed", "failed", "cancelled") for r in rows):
+                    break
+                if time.monotonic() - began > 600:
+                    console.print("[red]The demo did not finish within 10 minutes.[/red]")
+                    return 1
+                await asyncio.sleep(0.3)
+        table = Table(title="Offline model comparison (measured on the sample interviews)")
+        for column in ("source", "model", "status", "fragments", "grounded", "MIU-clean",
+                       "cost USD", "latency ms"):
+            table.add_column(column, justify="right" if column not in ("source", "model",
+                                                                        "status") else "left")
+        for row in await _summary(runtime, started.batch_ids):
+            fragments = row.fragment_count or 0
+            table.add_row(row.source_code, row.model_name, row.status, str(fragments),
+                          _share(row.grounded_count, fragments), _share(row.miu, fragments),
+                          f"{Decimal(row.cost_usd):.6f}", str(row.latency_ms))
+        console.print(table)
+        console.print("Explore the fragments in GraphiQL: `mmos serve`, then open "
+                      "http://127.0.0.1:8000/graphql")
+        return 0
+    finally:
+        worker = runtime.services.pop("worker", None)
+        if worker is not None:
+            await worker.aclose()
+        await runtime.close()
