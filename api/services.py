@@ -102,8 +102,17 @@ async def start_processing(runtime: Runtime, *, source_ids: list[int], model_nam
                 group_id=group_id, model=catalog[name], sources=ordered, strategy=strategy,
                 config=config, budget_usd=budget_usd,
                 max_attempts=settings.job_max_attempts))
+    await _publish(runtime, session)
     await _dispatch(runtime, [job for batch in created for job in batch.job_ids])
     return StartedBatches(group_id, [batch.batch_id for batch in created])
+
+
+async def _publish(runtime: Runtime, session: Any) -> None:
+    from workers.pipeline import publish_committed
+
+    events = list(session.info.get("mmos_events", []))
+    if events:
+        await publish_committed(runtime, events)
 
 
 async def _dispatch(runtime: Runtime, job_ids: list[int]) -> None:
@@ -137,6 +146,7 @@ async def cancel_batch(runtime: Runtime, batch_id: int) -> BatchRow:
             await repository._source_status(source_id)
         await session.flush()
         await session.refresh(batch)
+    await _publish(runtime, session)
     return batch
 
 
@@ -168,6 +178,7 @@ async def retry_run(runtime: Runtime, run_id: int) -> RunRow:
                                                          {"retry": True})
         await session.flush()
         await session.refresh(run)
+    await _publish(runtime, session)
     await _dispatch(runtime, [job_id])
     return run
 

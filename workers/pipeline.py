@@ -122,6 +122,8 @@ class Pipeline:
                 if _sqlstate(exc) not in RETRYABLE_SQLSTATES or attempt == TX_RETRIES - 1:
                     raise
                 await asyncio.sleep(0.05 * (attempt + 1) * (1 + random.random()))
+        if events:
+            await publish_committed(self.runtime, events)
         if events and self.hooks.events_committed is not None:
             await _maybe_await(self.hooks.events_committed(events))
         return result
@@ -191,8 +193,10 @@ class Pipeline:
             return status
 
         outcome: str = await self._commit(work)
-        if outcome != "lease_lost" and self.hooks.run_finished is not None:
-            await _maybe_await(self.hooks.run_finished(ctx.run.id or 0, status))
+        if outcome != "lease_lost":
+            await run_finished(self.runtime, ctx.run.id or 0, status)
+            if self.hooks.run_finished is not None:
+                await _maybe_await(self.hooks.run_finished(ctx.run.id or 0, status))
         return outcome
 
     async def _pause(self, session: Any, job: ClaimedJob, ctx: RunContext, message: str,
@@ -444,6 +448,29 @@ def _most_significant(errors: ExceptionGroup[Exception]) -> Exception:
     log.error("unexpected error while processing chunks", exc_info=flat[0])
     return RunFailed(f"internal error while processing: {type(flat[0]).__name__}",
                      retryable=True)
+
+
+async def publish_committed(runtime: Any, events: list[tuple[int, int]]) -> None:
+    """Hand committed progress events (batch id, seq) to the event bus, when there is one."""
+    bus = runtime.services.get("events")
+    if bus is None:
+        return
+    try:
+        await bus.publish_committed(events)
+    except Exception:  # subscribers catch up from Postgres; never fail the work for this
+        log.warning("could not publish %d progress events", len(events), exc_info=True)
+
+
+async def run_finished(runtime: Any, run_id: int, status: str) -> None:
+    """Tell the services that follow runs (quality measurement) that one has ended."""
+    for name in ("quality",):
+        service = runtime.services.get(name)
+        if service is None:
+            continue
+        try:
+            await service.run_finished(run_id, status)
+        except Exception:
+            log.warning("%s could not process the end of run %s", name, run_id, exc_info=True)
 
 
 def _sqlstate(exc: sa.exc.DBAPIError) -> str | None:
