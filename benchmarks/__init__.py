@@ -1,0 +1,1 @@
+"""Ratio benchmarks: each module prints a report whose ratios are measured in one run."""

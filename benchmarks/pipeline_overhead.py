@@ -1,0 +1,162 @@
+"""Pipeline overhead: 200 chunks at concurrency 20 through the whole extraction pipeline
+(claim, call, parse, ground, lint, persist, settle, events) against the same 200 calls made
+directly with `litellm.acompletion`, in one run, against a loopback provider answering in
+200 ms (served by a separate process so it does not share our CPU).
+
+    .venv/bin/python -m benchmarks.pipeline_overhead [--chunks 200] [--concurrency 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from decimal import Decimal
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+ADMIN_DSN = os.environ.get("MMOS_BENCH_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+PARAGRAPH = ("I rebuilt the old bridge model because I wanted my students to see failure up "
+             "close. Every beam told a story about patience. When it finally held, we cheered "
+             "like it was a cup final, and I realised teaching is engineering with people. ")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _start_provider(latency: float) -> tuple[subprocess.Popen[bytes], str]:
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.support.fake_provider", "--port", str(port),
+         "--latency", str(latency)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), 0.2):
+                return process, f"http://127.0.0.1:{port}/v1"
+        except OSError:
+            time.sleep(0.1)
+    process.kill()
+    raise SystemExit("the fake provider did not start")
+
+
+async def _direct(api_base: str, texts: list[str], concurrency: int) -> float:
+    import litellm
+
+    from domain.prompt import build_messages
+
+    litellm.suppress_debug_info = True
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(text: str) -> None:
+        async with gate:
+            response = await litellm.acompletion(
+                model="openai/gpt-4o-mini", api_base=api_base, api_key="sk-local",
+                messages=build_messages(text, language="en", source_type="interview"),
+                max_tokens=1024, temperature=0.0, num_retries=0, max_retries=0,
+                response_format={"type": "json_object"}, timeout=60)
+            assert response.choices[0].message.content
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one(text) for text in texts))
+    return time.perf_counter() - started
+
+
+async def _pipeline(url: str, api_base: str, chunks: int, concurrency: int) -> tuple[float, int]:
+    from api.bootstrap import start_runtime
+    from api.services import start_processing
+    from api.settings import Settings
+    from db.catalog import ModelRepository
+    from db.jobs import JobQueue
+    from db.sources import SourceRepository
+    from domain.sources import SourceLimits, validate_new_source
+    from workers.gateway import LiteLLMClient
+    from workers.pipeline import Pipeline
+
+    settings = Settings(env="test", database_url=url, llm_concurrency=concurrency,
+                        chunk_max_tokens=100, chunk_overlap_tokens=0, max_output_tokens=1024,
+                        _env_file=None)  # type: ignore[call-arg]
+    runtime = await start_runtime(settings, database_url=url, pool_size=concurrency + 4)
+    try:
+        content = "\n\n".join(f"{PARAGRAPH}({i})" for i in range(chunks))
+        async with runtime.transaction() as session:
+            await ModelRepository(session).register({
+                "name": "bench-mini", "litellm_model": "openai/gpt-4o-mini",
+                "api_base": api_base, "input_cost_per_million": Decimal("0.15"),
+                "output_cost_per_million": Decimal("0.6"), "price_source": "override",
+                "context_window": 128000, "max_output_tokens": 1024})
+            source = await SourceRepository(session).add(validate_new_source({
+                "source_code": "BENCH_1", "title": "bench", "source_type": "interview",
+                "content": content, "language": "en"}, SourceLimits()))
+        await start_processing(runtime, source_ids=[source.id or 0], model_names=["bench-mini"],
+                               strategy=None, budget_usd=None)
+        client = LiteLLMClient()
+        pipeline = Pipeline(runtime, client, owner="bench")
+        started = time.perf_counter()
+        async with runtime.transaction() as session:
+            job = await JobQueue(session).claim("bench", 600)
+        assert job is not None
+        status = await pipeline.run_job(job)
+        elapsed = time.perf_counter() - started
+        assert status == "completed", status
+        async with runtime.read() as session:
+            from sqlalchemy import text
+
+            done = (await session.execute(text("SELECT chunks_done FROM source_processing"))
+                    ).scalar_one()
+        return elapsed, int(done)
+    finally:
+        await runtime.close()
+
+
+async def _admin(*statements: str) -> None:
+    import asyncpg
+
+    connection = await asyncpg.connect(ADMIN_DSN)
+    try:
+        for statement in statements:
+            await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--chunks", type=int, default=200)
+    parser.add_argument("--concurrency", type=int, default=20)
+    parser.add_argument("--latency", type=float, default=0.2)
+    args = parser.parse_args()
+    name = f"mmos_bench_{uuid.uuid4().hex[:8]}"
+    asyncio.run(_admin(f"CREATE DATABASE {name}"))
+    url = ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://") + "/" + name
+    provider, api_base = _start_provider(args.latency)
+    try:
+        texts = [f"{PARAGRAPH}({i})" for i in range(args.chunks)]
+        asyncio.run(_direct(api_base, texts[:args.concurrency], args.concurrency))  # warm up
+        direct = asyncio.run(_direct(api_base, texts, args.concurrency))
+        pipeline, chunks = asyncio.run(_pipeline(url, api_base, args.chunks, args.concurrency))
+    finally:
+        provider.terminate()
+        asyncio.run(_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    ideal = args.chunks / args.concurrency * args.latency
+    print(f"pipeline overhead benchmark: {args.chunks} calls, concurrency {args.concurrency}, "
+          f"provider latency {args.latency * 1000:.0f} ms")
+    print(f"  ideal (calls / concurrency x latency): {ideal:7.3f} s")
+    print(f"  direct litellm.acompletion:            {direct:7.3f} s  ({direct / ideal:.2f}x ideal)")
+    print(f"  MMOS pipeline ({chunks} chunks):          {pipeline:7.3f} s  "
+          f"({pipeline / ideal:.2f}x ideal)")
+    print(f"  pipeline / direct:                     {pipeline / direct:7.3f}x  (target <= 1.2x)")
+    print(f"  overhead per call: {(pipeline - direct) / args.chunks * 1000:.2f} ms wall, "
+          f"{(pipeline - direct) / args.chunks * args.concurrency * 1000:.1f} ms per call slot")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+"""API keys: random secrets shown once, stored only as SHA-256 hashes."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.tables import ApiKeyRow
+
+ROLES = ("viewer", "editor", "operator")
+KEY_PREFIX = "mmos"
+
+_K = ApiKeyRow.__table__.c  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedKey:
+    id: int
+    name: str
+    role: str
+    secret: str  # shown once, never stored
+
+
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    id: int
+    name: str
+    prefix: str
+    role: str
+    created_at: datetime | None
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def split_key(token: str) -> tuple[str, str] | None:
+    """`mmos_<prefix>_<secret>` → (prefix, whole token); None when malformed."""
+    parts = token.strip().split("_")
+    if len(parts) != 3 or parts[0] != KEY_PREFIX or len(parts[1]) != 8 or len(parts[2]) < 32:
+        return None
+    return parts[1], token.strip()
+
+
+class KeyRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def create(self, name: str, role: str) -> IssuedKey:
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {', '.join(ROLES)}")
+        prefix = secrets.token_hex(4)
+        token = f"{KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(32).replace('_', 'x')}"
+        row = ApiKeyRow(name=name[:100], prefix=prefix, key_hash=_digest(token), role=role)
+        self.session.add(row)
+        await self.session.flush()
+        return IssuedKey(row.id or 0, row.name, role, token)
+
+    async def revoke(self, ident: str) -> int:
+        """Revoke by id, prefix or name; returns how many keys were revoked."""
+        condition = sa.or_(_K.prefix == ident, _K.name == ident)
+        if ident.isdigit():
+            condition = sa.or_(condition, _K.id == int(ident))
+        result = await self.session.execute(sa.update(ApiKeyRow).where(
+            condition, _K.revoked_at.is_(None)).values(revoked_at=sa.func.now()))
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    async def list(self) -> list[KeyInfo]:
+        rows = await self.session.execute(sa.select(ApiKeyRow).order_by(_K.id))
+        return [KeyInfo(r.id or 0, r.name, r.prefix, r.role, r.created_at, r.revoked_at,
+                        r.last_used_at) for r in rows.scalars()]
+
+    async def verify(self, token: str) -> KeyInfo | None:
+        """The active key matching `token` (constant-time hash comparison), else None."""
+        parsed = split_key(token)
+        if parsed is None:
+            return None
+        prefix, whole = parsed
+        row = (await self.session.execute(sa.select(ApiKeyRow).where(
+            _K.prefix == prefix, _K.revoked_at.is_(None)))).scalar_one_or_none()
+        if row is None or not hmac.compare_digest(row.key_hash, _digest(whole)):
+            return None
+        await self.session.execute(sa.update(ApiKeyRow).where(_K.id == row.id).values(
+            last_used_at=sa.func.now()))
+        return KeyInfo(row.id or 0, row.name, row.prefix, row.role, row.created_at,
+                       row.revoked_at, row.last_used_at)
