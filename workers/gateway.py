@@ -23,6 +23,7 @@ from domain.llm import (
     ModelSpec,
     TransientModelError,
 )
+from workers.metrics import observe_call
 
 LOCAL_API_KEY = "sk-local"
 SCHEMA_NAME = "extraction_answer"
@@ -243,10 +244,14 @@ class LiteLLMClient:
         try:
             response = await litellm.acompletion(**kwargs)
         except Exception as exc:
+            error = map_error(exc, request.model.name, secrets=secrets)
+            outcome = "transient" if isinstance(error, TransientModelError) else "deterministic"
+            observe_call(request.model.name, time.perf_counter() - started, outcome)
             # `from None`: the provider's exception may echo request details we never log.
-            raise map_error(exc, request.model.name, secrets=secrets) from None
-        latency_ms = round((time.perf_counter() - started) * 1000)
-        return self._model_response(request, response, latency_ms, kwargs)
+            raise error from None
+        elapsed = time.perf_counter() - started
+        observe_call(request.model.name, elapsed, "ok")
+        return self._model_response(request, response, round(elapsed * 1000), kwargs)
 
     def worst_case_cost(self, request: ModelRequest, prompt_tokens: int) -> Decimal | None:
         """Cost if the model used all of max_tokens; None when the model has no known price."""
