@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
@@ -15,14 +16,23 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.types import ExecutionResult
+from strawberry.types.unset import UNSET, UnsetType
 
+from api.auth import Unauthenticated, authenticate, bearer_token, keys_required
 from api.bootstrap import Runtime, start_runtime
 from api.context import Context
+from api.errors import PublicError
 from api.graphiql import graphiql_html, static_routes
+from api.metrics import metrics_endpoint
 from api.middleware import RequestContextMiddleware
+from api.rest import rest_routes
 from api.schema import schema, use_settings
 from api.settings import Settings, get_settings
+from api.subscriptions import OVER_HTTP, authenticate_connection, is_subscription
+from domain.errors import PermissionDenied
 
 
 def _check_strings(value: Any, where: str = "request") -> None:
@@ -56,13 +66,45 @@ class GraphQLView(GraphQL):  # type: ignore[type-arg]
             allow_queries_via_get=True,
             multipart_uploads_enabled=False,
             subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL],
+            max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
             **kwargs,
         )
         self.settings = settings
 
     async def get_context(self, request: Request | WebSocket, response: Any = None) -> Context:
         runtime: Runtime = request.app.state.runtime
-        return Context(runtime=runtime, request=request, response=response)
+        context = Context(runtime=runtime, request=request, response=response)
+        if isinstance(request, Request):
+            # HTTP: the key travels in `Authorization: Bearer`; WebSockets authenticate their
+            # `connection_init` payload in on_ws_connect.
+            try:
+                context.principal = await authenticate(
+                    runtime, bearer_token(dict(request.headers)),
+                    required=keys_required(self.settings))
+            except Unauthenticated as exc:
+                raise HTTPException(401, str(exc)) from None
+        return context
+
+    async def on_ws_connect(  # type: ignore[override]
+            self, context: Context) -> UnsetType | dict[str, object] | None:
+        """`connection_init`: Strawberry stored its payload on the context; authenticate it."""
+        try:
+            context.principal = await authenticate_connection(context.connection_params,
+                                                              context.runtime)
+        except PermissionDenied as exc:
+            raise ConnectionRejectionError({"message": exc.message}) from None
+        return UNSET
+
+    async def execute_single(self, request: Any, request_adapter: Any, sub_response: Any,
+                             context: Any, root_value: Any, request_data: Any
+                             ) -> ExecutionResult:
+        # Subscriptions stream over WebSocket only: over HTTP they are a client error.
+        if is_subscription(request_data.query, request_data.operation_name,
+                           self.settings.max_query_tokens):
+            return ExecutionResult(data=None, errors=[PublicError(OVER_HTTP)])
+        return await super().execute_single(
+            request=request, request_adapter=request_adapter, sub_response=sub_response,
+            context=context, root_value=root_value, request_data=request_data)
 
     async def render_graphql_ide(self, request: Request) -> HTMLResponse:
         return HTMLResponse(graphiql_html())
@@ -79,7 +121,19 @@ class GraphQLView(GraphQL):  # type: ignore[type-arg]
         return decoded
 
     def parse_query_params(self, params: Any) -> dict[str, Any]:
-        parsed = super().parse_query_params(params)
+        # GET `variables`/`extensions` are JSON objects in a query string, not request bodies.
+        parsed = dict(params)
+        for name in ("variables", "extensions"):
+            if parsed.get(name):
+                try:
+                    value = json.loads(parsed[name])
+                except ValueError:
+                    raise HTTPException(400, f"Unable to parse `{name}` in the query string "
+                                             "as JSON") from None
+                if not isinstance(value, dict):
+                    raise HTTPException(400, f"The GraphQL operation's `{name}` must be an "
+                                             "object or null, if provided.")
+                parsed[name] = value
         _check_strings(parsed, "query string")
         return parsed
 
@@ -100,6 +154,21 @@ async def readyz(request: Request) -> Response:
         return JSONResponse({"status": "unavailable", "database": "unreachable"},
                             status_code=503)
     return JSONResponse({"status": "ready", "database": "ok"})
+
+
+def metrics_route(settings: Settings) -> Any:
+    """/metrics: public unless keys are required (then any valid key, or MMOS_METRICS_PUBLIC)."""
+
+    async def endpoint(request: Request) -> Response:
+        if keys_required(settings) and not settings.metrics_public:
+            runtime: Runtime = request.app.state.runtime
+            try:
+                await authenticate(runtime, bearer_token(dict(request.headers)), required=True)
+            except Unauthenticated as exc:
+                return JSONResponse({"error": str(exc)}, status_code=401)
+        return await metrics_endpoint(request)
+
+    return endpoint
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
@@ -132,9 +201,12 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
         WebSocketRoute("/graphql", view),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
+        Route("/metrics", metrics_route(settings)),
         *static_routes(),
+        *rest_routes(),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.settings = settings
     if runtime is not None:
         app.state.runtime = runtime
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_request_bytes)

@@ -87,3 +87,7 @@ async def seed_catalog(runtime: Runtime) -> None:
 
     async with runtime.transaction() as session:
         await ModelRepository(session).seed()
+
+
+import api.quality  # noqa: E402  (registers its startup hook)
+import api.wiring  # noqa: E402,F401  (registers its startup hook)

@@ -36,6 +36,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     port = args.port or settings.port
     configure_logging(settings.log_level, settings.log_json)
     url = _database_url(settings)
+    # Access rules depend on the address actually bound (keys beyond loopback).
+    settings = settings.model_copy(update={"host": host, "port": port})
     app = create_app(settings, database_url=url)
     log.info("serving GraphQL on http://%s:%s/graphql", host, port)
     import signal
@@ -74,24 +76,29 @@ def cmd_worker(args: argparse.Namespace) -> int:
     import threading
 
     from api.logging import configure_logging
-    from api.wiring import InProcessWorker, make_host
+    from api.wiring import InProcessWorker, make_host, model_client
+    from domain.llm import ModelSpec
     from workers.broker import setup_broker
     from workers.host import install_host
 
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_json)
+    database_url = settings.database_url
     if not settings.redis_url:
         print("mmos worker needs REDIS_URL (and DATABASE_URL); without Redis, `mmos serve` "
               "processes jobs in its own process.", file=sys.stderr)
         return 2
-    if not settings.database_url:
+    if not database_url:
         print("mmos worker needs DATABASE_URL: workers share the server's PostgreSQL.",
               file=sys.stderr)
         return 2
     if args.threads:
         settings = settings.model_copy(update={"worker_threads": args.threads})
+    # Load LiteLLM and its tokenizer before consuming: seconds of CPU that, left to the first
+    # job, freeze the actors' shared event loop and with it this process's lease renewals.
+    model_client().count_tokens(ModelSpec(name="warm-up", litellm_model="gpt-4o-mini"), "warm-up")
     broker = setup_broker(settings.redis_url)
-    host = install_host(make_host(settings, settings.database_url))
+    host = install_host(make_host(settings, database_url))
     worker = InProcessWorker(broker, host, settings.worker_threads)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -124,6 +131,40 @@ def _serve_worker_metrics(settings: Settings) -> None:
         start_http_server(settings.worker_metrics_port)
 
 
+def cmd_keys(args: argparse.Namespace) -> int:
+    """Create, revoke and list API keys (secrets are shown once, stored as hashes)."""
+    settings = get_settings()
+    url = _database_url(settings)
+    return asyncio.run(_keys(settings, url, args))
+
+
+async def _keys(settings: Settings, url: str, args: argparse.Namespace) -> int:
+    from api.bootstrap import start_runtime
+    from db.keys import KeyRepository
+
+    runtime = await start_runtime(settings, database_url=url)
+    try:
+        async with runtime.transaction() as session:
+            keys = KeyRepository(session)
+            if args.keys_command == "create":
+                issued = await keys.create(args.name, args.role)
+                print(f"created key {issued.id} {issued.name!r} with role {issued.role}")
+                print(f"secret (shown once, keep it safe): {issued.secret}")
+            elif args.keys_command == "revoke":
+                count = await keys.revoke(args.key)
+                if not count:
+                    print(f"no active key matches {args.key!r}", file=sys.stderr)
+                    return 1
+                print(f"revoked {count} key(s)")
+            else:
+                for key in await keys.list():
+                    state = "revoked" if key.revoked_at else "active"
+                    print(f"{key.id}\t{key.prefix}\t{key.role}\t{state}\t{key.name}")
+    finally:
+        await runtime.close()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mmos", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -142,6 +183,16 @@ def build_parser() -> argparse.ArgumentParser:
     worker = commands.add_parser("worker", help="run a worker process (needs REDIS_URL)")
     worker.add_argument("--threads", type=int, default=None, help="worker threads")
     worker.set_defaults(func=cmd_worker)
+
+    keys = commands.add_parser("keys", help="manage API keys")
+    key_commands = keys.add_subparsers(dest="keys_command", required=True)
+    create = key_commands.add_parser("create", help="create a key and print its secret once")
+    create.add_argument("--role", required=True, choices=["viewer", "editor", "operator"])
+    create.add_argument("--name", default="key", help="a label for the key")
+    revoke = key_commands.add_parser("revoke", help="revoke a key by id, prefix or name")
+    revoke.add_argument("key")
+    key_commands.add_parser("list", help="list keys (never their secrets)")
+    keys.set_defaults(func=cmd_keys)
 
     demo = commands.add_parser("demo", help="compare the offline models on sample interviews")
     demo.set_defaults(func=cmd_demo)

@@ -5,26 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from api.auth import LOCAL_DEVELOPER, Principal
 from api.bootstrap import Runtime
 from api.loaders import Loaders
 
 
 @dataclass
-class Principal:
-    """Who is calling: a key's name and role, or the local developer."""
-
-    name: str
-    role: str
-
-
-@dataclass
 class Context:
-    """Built per HTTP request, and per event for subscriptions (see `fresh`)."""
+    """Built per HTTP request and per WebSocket connection (loaders refresh per event)."""
 
     runtime: Runtime
     request: Any = None
     response: Any = None
-    principal: Principal = field(default_factory=lambda: Principal("local", "operator"))
+    principal: Principal = LOCAL_DEVELOPER
     connection_params: dict[str, Any] = field(default_factory=dict)
     loaders: Loaders = field(init=False)
 

@@ -62,6 +62,37 @@ async def _summary(runtime: Runtime, batch_ids: list[int]) -> list[Any]:
         return list(rows)
 
 
+async def _print_reports(runtime: Runtime, source_ids: list[int], console: Console) -> None:
+    """The optimization report of each sample: measured quality, interval, cost, advice."""
+    from api.reports import optimization_report
+
+    for source_id in source_ids:
+        report = None
+        for _ in range(50):  # quality is measured right after each run ends
+            report = await optimization_report(runtime, source_id)
+            if len(report.comparison.entries) >= len(DEMO_MODELS) and not \
+                    report.comparison.pending_runs:
+                break
+            await asyncio.sleep(0.2)
+        assert report is not None
+        reference = report.comparison.reference
+        table = Table(title=f"Optimization report: {report.source.source_code} "
+                            f"(reference: {reference.kind}"
+                            f"{' ' + reference.model if reference.model else ''})")
+        for column in ("model", "quality", "90% interval", "grounded", "MIU", "F1",
+                       "USD/fragment"):
+            table.add_column(column, justify="left" if column == "model" else "right")
+        for entry in report.comparison.entries:
+            table.add_row(
+                entry.model + (" (provisional)" if entry.provisional else ""),
+                f"{entry.quality_score:.2f}", f"{entry.quality_low:.2f}-{entry.quality_high:.2f}",
+                f"{entry.grounded_rate:.0%}", f"{entry.miu_rate:.0%}",
+                "-" if entry.f1 is None else f"{entry.f1:.2f}",
+                "-" if entry.cost_per_fragment is None else f"{entry.cost_per_fragment:.6f}")
+        console.print(table)
+        console.print(report.recommendation)
+
+
 def _share(part: int, whole: int) -> str:
     return f"{part} ({100 * part / whole:.0f}%)" if whole else "0"
 
@@ -110,6 +141,7 @@ async def run_demo(settings: Settings, console: Console) -> int:
                           _share(row.grounded_count, fragments), _share(row.miu, fragments),
                           f"{Decimal(row.cost_usd):.6f}", str(row.latency_ms))
         console.print(table)
+        await _print_reports(runtime, source_ids, console)
         console.print("Explore the fragments in GraphiQL: `mmos serve`, then open "
                       "http://127.0.0.1:8000/graphql")
         return 0

@@ -10,6 +10,8 @@ from typing import Any
 
 import structlog
 
+from api.metrics import observe_http
+
 log = structlog.get_logger("mmos.http")
 Scope = dict[str, Any]
 
@@ -92,6 +94,9 @@ class RequestContextMiddleware:
                     await send(message)
                 status["code"] = 500
         finally:
+            if scope["type"] == "http":
+                observe_http(scope.get("method", ""), scope.get("path", ""), status["code"],
+                             time.perf_counter() - started)
             if scope["type"] == "http" and scope.get("path") not in ("/healthz", "/metrics"):
                 log.info(
                     "request",

@@ -9,6 +9,7 @@ from typing import Any
 import strawberry
 from strawberry import relay
 from strawberry.extensions import (
+    AddValidationRules,
     DisableIntrospection,
     MaskErrors,
     MaxAliasesLimiter,
@@ -18,12 +19,21 @@ from strawberry.extensions import (
 )
 from strawberry.schema.config import StrawberryConfig
 
+from api.auth import RoleCheck
 from api.errors import should_mask_error
+from api.metrics import OperationMetrics
+from api.mutations.graph import GraphMutations
+from api.mutations.optimization import OptimizationMutations
 from api.mutations.processing import ProcessingMutations
 from api.mutations.sources import SourceMutations
+from api.queries.graph import GraphQueries
+from api.queries.optimization import OptimizationQueries
 from api.queries.processing import ProcessingQueries
+from api.queries.queue import QueueQueries
 from api.queries.sources import SourceQueries
 from api.settings import Settings
+from api.subscriptions import Subscription
+from api.validation import NoNulInStrings
 
 log = logging.getLogger("mmos.graphql")
 
@@ -31,14 +41,15 @@ log = logging.getLogger("mmos.graphql")
 def _root_types() -> tuple[type, type]:
     # Relay node fields are bound to one schema when it is built: each schema gets new roots.
     @strawberry.type
-    class Query(SourceQueries, ProcessingQueries):
+    class Query(SourceQueries, ProcessingQueries, QueueQueries, GraphQueries,
+                OptimizationQueries):
         node: relay.Node | None = relay.node(description="Any object by its global ID.")
         nodes: list[relay.Node | None] = relay.node(
             description="Objects by global IDs, in order."
         )
 
     @strawberry.type
-    class Mutation(SourceMutations, ProcessingMutations):
+    class Mutation(SourceMutations, ProcessingMutations, GraphMutations, OptimizationMutations):
         pass
 
     return Query, Mutation
@@ -73,7 +84,10 @@ EXTENSIONS: list[Callable[[], Any]] = [
     lambda: QueryDepthLimiter(max_depth=_settings().max_query_depth),
     lambda: MaxTokensLimiter(max_token_count=_settings().max_query_tokens),
     lambda: MaxAliasesLimiter(max_alias_count=_settings().max_aliases),
+    lambda: AddValidationRules([NoNulInStrings]),
     _introspection_switch,
+    RoleCheck,
+    OperationMetrics,
     lambda: MaskErrors(should_mask_error=should_mask_error,
                        error_message="Internal error; it has been logged."),
 ]
@@ -93,6 +107,7 @@ def _build() -> strawberry.Schema:
     return MMOSSchema(
         query=query,
         mutation=mutation,
+        subscription=Subscription,
         extensions=EXTENSIONS,
         config=StrawberryConfig(auto_camel_case=True),
     )

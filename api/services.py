@@ -4,6 +4,7 @@ dispatch after commit)."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -11,12 +12,13 @@ from typing import Any
 import sqlalchemy as sa
 
 from api.bootstrap import Runtime
+from api.settings import Settings
 from db.budget import BudgetLedger
 from db.catalog import ModelRepository, spec_of
 from db.jobs import JobQueue
-from db.processing import ProcessingRepository
+from db.processing import NewBatch, ProcessingRepository
 from db.sources import SourceRepository
-from db.tables import BatchRow, RunRow
+from db.tables import BatchRow, ModelRow, RunRow, SourceRow
 from domain.errors import Conflict, FieldIssue, InvalidInput, NotFound
 from domain.prompt import PROMPT_VERSION, prompt_hash
 
@@ -37,7 +39,8 @@ def _dedupe(values: list[Any]) -> list[Any]:
 async def start_processing(runtime: Runtime, *, source_ids: list[int], model_names: list[str],
                            strategy: str | None, budget_usd: Decimal | None,
                            path: tuple[str, ...] = ("input",)) -> StartedBatches:
-    """One batch per model over the sources; every row in one transaction, then wake workers."""
+    """One batch per model over the sources, or, with a strategy, the first step of a plan per
+    source type (DESIGN §10); every row in one transaction, then wake workers."""
     issues: list[FieldIssue] = []
     model_names = _dedupe([name.strip() for name in model_names])
     source_ids = _dedupe(source_ids)
@@ -51,63 +54,92 @@ async def start_processing(runtime: Runtime, *, source_ids: list[int], model_nam
         issues.append(FieldIssue((*path, "budgetUsd"), "must be positive"))
     if issues:
         raise InvalidInput(issues)
-    settings = runtime.settings
     async with runtime.transaction() as session:
-        catalog = await ModelRepository(session).get_many(model_names)
-        for index, name in enumerate(model_names):
-            row = catalog.get(name)
-            if row is None:
-                issues.append(FieldIssue((*path, "models", str(index)),
-                                         f"unknown model {name[:100]!r}; see the models query"))
-            elif not row.enabled:
-                issues.append(FieldIssue((*path, "models", str(index)),
-                                         f"model {name!r} is disabled"))
+        catalog = await checked_models(session, runtime.settings, model_names, budget_usd, path)
         sources = await SourceRepository(session).get_many(source_ids)
         missing = [sid for sid in source_ids if sid not in sources]
         if missing:
             raise NotFound("Source", ", ".join(map(str, missing)), (*path, "sourceIds"))
-        daily = await BudgetLedger(session, settings.daily_budget_usd).daily_limit()
-        if daily is not None or budget_usd is not None:
-            for index, name in enumerate(model_names):
-                row = catalog.get(name)
-                if row is not None and not spec_of(row).is_priced:
-                    issues.append(FieldIssue(
-                        (*path, "models", str(index)),
-                        f"model {name!r} has no known price and a budget is in force; "
-                        "set its prices with updateModel first"))
-        if issues:
-            raise InvalidInput(issues)
-        active = await session.execute(sa.select(RunRow.__table__.c.source_id,  # type: ignore[attr-defined]
-                                                 RunRow.__table__.c.model_name).where(  # type: ignore[attr-defined]
-            RunRow.__table__.c.source_id.in_(source_ids),  # type: ignore[attr-defined]
-            RunRow.__table__.c.model_name.in_(model_names),  # type: ignore[attr-defined]
-            RunRow.__table__.c.status.in_(["pending", "processing", "waiting_budget"])))  # type: ignore[attr-defined]
-        busy = active.first()
-        if busy is not None:
-            raise Conflict(f"source {busy.source_id} is already being processed by "
-                           f"{busy.model_name}; wait for that batch or cancel it",
-                           (*path, "models"))
-        group_id = str(uuid.uuid4())
-        repository = ProcessingRepository(session)
         ordered = [sources[sid] for sid in source_ids]
-        created = []
-        for name in model_names:
-            config = {"promptVersion": PROMPT_VERSION, "promptHash": prompt_hash(),
-                      "temperature": 0.0, "maxOutputTokens": min(
-                          catalog[name].max_output_tokens, settings.max_output_tokens),
-                      "chunkMaxTokens": settings.chunk_max_tokens,
-                      "chunkOverlapTokens": settings.chunk_overlap_tokens,
-                      "strategy": strategy, "litellmModel": catalog[name].litellm_model}
-            created.append(await repository.create_batch(
-                group_id=group_id, model=catalog[name], sources=ordered, strategy=strategy,
-                config=config, budget_usd=budget_usd,
-                max_attempts=settings.job_max_attempts))
-    await _publish(runtime, session)
-    await _dispatch(runtime, [job for batch in created for job in batch.job_ids])
+        group_id = str(uuid.uuid4())
+        if strategy is None:
+            await refuse_busy(session, source_ids, model_names, path)
+            created = [await create_batch(session, runtime.settings, group_id=group_id,
+                                          model=catalog[name], sources=ordered, strategy=None,
+                                          budget_usd=budget_usd) for name in model_names]
+        else:
+            from api.strategies import start_plans
+
+            created = await start_plans(session, runtime.settings, group_id=group_id,
+                                        strategy=strategy, catalog=catalog, sources=ordered,
+                                        budget_usd=budget_usd, path=path)
+    await publish(runtime, session)
+    await dispatch(runtime, [job for batch in created for job in batch.job_ids])
     return StartedBatches(group_id, [batch.batch_id for batch in created])
 
 
-async def _publish(runtime: Runtime, session: Any) -> None:
+async def checked_models(session: Any, settings: Settings, model_names: list[str],
+                         budget_usd: Decimal | None, path: tuple[str, ...]
+                         ) -> dict[str, ModelRow]:
+    """Catalog rows of the named models; unknown, disabled, or unpriced under a budget refused."""
+    issues: list[FieldIssue] = []
+    catalog = await ModelRepository(session).get_many(model_names)
+    for index, name in enumerate(model_names):
+        row = catalog.get(name)
+        if row is None:
+            issues.append(FieldIssue((*path, "models", str(index)),
+                                     f"unknown model {name[:100]!r}; see the models query"))
+        elif not row.enabled:
+            issues.append(FieldIssue((*path, "models", str(index)),
+                                     f"model {name!r} is disabled"))
+    if issues:
+        raise InvalidInput(issues)
+    daily = await BudgetLedger(session, settings.daily_budget_usd).daily_limit()
+    if daily is not None or budget_usd is not None:
+        for index, name in enumerate(model_names):
+            if not spec_of(catalog[name]).is_priced:
+                issues.append(FieldIssue(
+                    (*path, "models", str(index)),
+                    f"model {name!r} has no known price and a budget is in force; "
+                    "set its prices with updateModel first"))
+    if issues:
+        raise InvalidInput(issues)
+    return catalog
+
+
+async def refuse_busy(session: Any, source_ids: Sequence[int], model_names: Sequence[str],
+                      path: tuple[str, ...]) -> None:
+    """Conflict when one of the models is already processing one of the sources."""
+    runs = RunRow.__table__.c  # type: ignore[attr-defined]
+    active = await session.execute(sa.select(runs.source_id, runs.model_name).where(
+        runs.source_id.in_(list(source_ids)), runs.model_name.in_(list(model_names)),
+        runs.status.in_(["pending", "processing", "waiting_budget"])))
+    busy = active.first()
+    if busy is not None:
+        raise Conflict(f"source {busy.source_id} is already being processed by "
+                       f"{busy.model_name}; wait for that batch or cancel it",
+                       (*path, "models"))
+
+
+async def create_batch(session: Any, settings: Settings, *, group_id: str, model: ModelRow,
+                       sources: list[SourceRow], strategy: str | None,
+                       budget_usd: Decimal | None, extra_config: dict[str, Any] | None = None,
+                       decisions: list[Any] | None = None) -> NewBatch:
+    """One batch of one model over the sources, with its frozen config snapshot."""
+    config = {"promptVersion": PROMPT_VERSION, "promptHash": prompt_hash(),
+              "temperature": 0.0,
+              "maxOutputTokens": min(model.max_output_tokens, settings.max_output_tokens),
+              "chunkMaxTokens": settings.chunk_max_tokens,
+              "chunkOverlapTokens": settings.chunk_overlap_tokens,
+              "strategy": strategy, "litellmModel": model.litellm_model,
+              **(extra_config or {})}
+    return await ProcessingRepository(session).create_batch(
+        group_id=group_id, model=model, sources=sources, strategy=strategy, config=config,
+        budget_usd=budget_usd, max_attempts=settings.job_max_attempts, decisions=decisions)
+
+
+async def publish(runtime: Runtime, session: Any) -> None:
+    """Hand the progress events a committed transaction appended to the event bus."""
     from workers.pipeline import publish_committed
 
     events = list(session.info.get("mmos_events", []))
@@ -115,22 +147,39 @@ async def _publish(runtime: Runtime, session: Any) -> None:
         await publish_committed(runtime, events)
 
 
-async def _dispatch(runtime: Runtime, job_ids: list[int]) -> None:
+async def dispatch(runtime: Runtime, job_ids: list[int]) -> None:
+    """Wake workers for committed jobs (a worker host's runtime has no dispatcher of its own:
+    one is made on the spot when this process has a broker)."""
+    if not job_ids:
+        return
     dispatcher = runtime.services.get("dispatcher")
-    if dispatcher is not None:
-        await dispatcher.send(job_ids)
+    if dispatcher is None:
+        from workers.broker import current_broker
+
+        if current_broker() is None:
+            return  # no broker here: the sweeper sends messages for unsent jobs
+        from workers.dispatch import Dispatcher
+
+        dispatcher = Dispatcher(runtime)
+    await dispatcher.send(job_ids)
 
 
 async def cancel_batch(runtime: Runtime, batch_id: int) -> BatchRow:
     """Stop a batch: open jobs cancelled, unfinished runs skipped, CANCELLED event."""
     async with runtime.transaction() as session:
-        batch = await session.get(BatchRow, batch_id, with_for_update=True)
-        if batch is None:
+        current = await session.get(BatchRow, batch_id)
+        if current is None:
             raise NotFound("Batch", batch_id, ("input", "batchId"))
-        if batch.status in ("completed", "failed", "cancelled"):
-            raise Conflict(f"batch {batch_id} is already {batch.status}", ("input", "batchId"))
+        # The workers' lock order is job → run → batch: take them in that order too.
         await JobQueue(session).cancel_for_batch(batch_id)
         runs = RunRow.__table__.c  # type: ignore[attr-defined]
+        await session.execute(sa.select(runs.id).where(runs.batch_id == batch_id)
+                              .order_by(runs.id).with_for_update())
+        batch = await session.get(BatchRow, batch_id, with_for_update=True,
+                                  populate_existing=True)
+        assert batch is not None
+        if batch.status in ("completed", "failed", "cancelled"):
+            raise Conflict(f"batch {batch_id} is already {batch.status}", ("input", "batchId"))
         await session.execute(sa.update(RunRow).where(
             runs.batch_id == batch_id, runs.status.in_(["pending", "processing",
                                                         "waiting_budget"])
@@ -146,7 +195,11 @@ async def cancel_batch(runtime: Runtime, batch_id: int) -> BatchRow:
             await repository._source_status(source_id)
         await session.flush()
         await session.refresh(batch)
-    await _publish(runtime, session)
+    await publish(runtime, session)
+    if batch.strategy is not None:
+        from api.strategies import advance_strategy
+
+        await advance_strategy(runtime, batch_id)  # its plan records that it stops here
     return batch
 
 
@@ -178,8 +231,8 @@ async def retry_run(runtime: Runtime, run_id: int) -> RunRow:
                                                          {"retry": True})
         await session.flush()
         await session.refresh(run)
-    await _publish(runtime, session)
-    await _dispatch(runtime, [job_id])
+    await publish(runtime, session)
+    await dispatch(runtime, [job_id])
     return run
 
 
@@ -194,5 +247,5 @@ async def resume_budget_waiters(runtime: Runtime) -> int:
                 "UPDATE source_processing SET status = 'pending', error_message = NULL"
                 " WHERE status = 'waiting_budget' AND id IN (SELECT run_id FROM"
                 " processing_queue WHERE id = ANY(:ids))"), {"ids": resumed})
-    await _dispatch(runtime, resumed)
+    await dispatch(runtime, resumed)
     return len(resumed)

@@ -59,6 +59,15 @@ class Settings(BaseSettings):
     fragment_cost_limit_usd: Decimal | None = Field(default=None, ge=0)
     cost_guard_min_fragments: int = Field(default=10, ge=1)
     worker_metrics_port: int | None = None
+    metrics_public: bool = False
+    quality_min_verified_fragments: int = Field(default=5, ge=1)
+    quality_reference_model: str | None = None
+    strategy_sample_sources: int = Field(default=2, ge=1)
+
+    # Progress subscriptions
+    progress_poll_seconds: float = Field(default=5.0, gt=0)
+    progress_stream_maxlen: int = Field(default=10_000, ge=100)
+    progress_stream_ttl_seconds: int = Field(default=7 * 86_400, ge=60)
 
     @field_validator("database_url")
     @classmethod

@@ -6,10 +6,19 @@ import asyncio
 import logging
 from typing import Any
 
-from api.bootstrap import Runtime, start_runtime
+from api.bootstrap import Runtime, on_startup, start_runtime
 from api.settings import Settings
 
 log = logging.getLogger("mmos.wiring")
+
+
+@on_startup
+async def install_event_bus(runtime: Runtime) -> None:
+    """Progress events: Redis Streams with REDIS_URL, else the in-process broadcaster."""
+    if "events" not in runtime.services:
+        from workers.events import make_event_bus
+
+        runtime.services["events"] = make_event_bus(runtime)
 
 
 def model_client() -> Any:

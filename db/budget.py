@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -46,6 +47,22 @@ class BudgetExceeded(Exception):
         self.needed = needed
 
 
+_ABSENT = object()
+
+_RESERVE_DAY = sa.text("""
+UPDATE budget_days SET reserved_usd = reserved_usd + :x, updated_at = now()
+WHERE day = :d AND (
+    (SELECT CASE WHEN count(*) = 0 THEN CAST(:default AS numeric)
+                 ELSE max((value #>> '{}')::numeric) END
+     FROM settings WHERE key = :key) IS NULL
+    OR spent_usd + reserved_usd + :x <= (
+        SELECT CASE WHEN count(*) = 0 THEN CAST(:default AS numeric)
+                    ELSE max((value #>> '{}')::numeric) END
+        FROM settings WHERE key = :key))
+RETURNING day
+""")
+
+
 class BudgetLedger:
     """All money moves in the caller's transaction; one call = one ledger row."""
 
@@ -56,18 +73,16 @@ class BudgetLedger:
         self.default_fragment_limit = default_fragment_limit
 
     async def daily_limit(self) -> Decimal | None:
-        store = SettingsStore(self.session)
-        if await store.has(DAILY_BUDGET):
-            value = await store.get(DAILY_BUDGET)
-            return None if value is None else Decimal(str(value))
-        return self.default_daily
+        value = await SettingsStore(self.session).get(DAILY_BUDGET, _ABSENT)
+        if value is _ABSENT:
+            return self.default_daily
+        return None if value is None else Decimal(str(value))
 
     async def fragment_cost_limit(self) -> Decimal | None:
-        store = SettingsStore(self.session)
-        if await store.has(FRAGMENT_COST_LIMIT):
-            value = await store.get(FRAGMENT_COST_LIMIT)
-            return None if value is None else Decimal(str(value))
-        return self.default_fragment_limit
+        value = await SettingsStore(self.session).get(FRAGMENT_COST_LIMIT, _ABSENT)
+        if value is _ABSENT:
+            return self.default_fragment_limit
+        return None if value is None else Decimal(str(value))
 
     async def state(self, day: date | None = None) -> BudgetState:
         day = day or utc_today()
@@ -79,26 +94,34 @@ class BudgetLedger:
     async def reserve(self, *, amount: Decimal, model_name: str, call_kind: str,
                       batch_id: int | None, run_id: int | None, job_id: int | None,
                       ttl_seconds: int) -> Reservation:
-        """Atomically reserve `amount` against today's and the batch's budget, or raise."""
+        """Atomically reserve `amount` against today's and the batch's budget, or raise.
+
+        The limit is read inside the conditional UPDATE itself, so a limit lowered by an
+        operator applies to the very next reservation.
+        """
         day = utc_today()
-        limit = await self.daily_limit()
-        await self.session.execute(sa.text(
-            "INSERT INTO budget_days (day) VALUES (:d) ON CONFLICT (day) DO NOTHING"), {"d": day})
-        ok = await self.session.execute(sa.text(
-            "UPDATE budget_days SET reserved_usd = reserved_usd + :x, updated_at = now()"
-            " WHERE day = :d AND (CAST(:limit AS numeric) IS NULL"
-            "       OR spent_usd + reserved_usd + :x <= CAST(:limit AS numeric))"
-            " RETURNING day"), {"d": day, "x": amount, "limit": limit})
-        if ok.first() is None:
-            raise BudgetExceeded("daily", amount)
+        params = {"d": day, "x": amount, "default": self.default_daily, "key": DAILY_BUDGET}
+        ok = (await self.session.execute(_RESERVE_DAY, params)).first()
+        if ok is None:
+            # The day's row may not exist yet (first call of the day): create it, try again.
+            await self.session.execute(sa.text(
+                "INSERT INTO budget_days (day) VALUES (:d) ON CONFLICT (day) DO NOTHING"),
+                {"d": day})
+            ok = (await self.session.execute(_RESERVE_DAY, params)).first()
+            if ok is None:
+                raise BudgetExceeded("daily", amount)
         if batch_id is not None:
-            ok = await self.session.execute(sa.text(
-                "UPDATE processing_batches SET reserved_usd = reserved_usd + :x"
-                " WHERE id = :b AND (budget_usd IS NULL"
-                "       OR spent_usd + reserved_usd + :x <= budget_usd) RETURNING id"),
-                {"b": batch_id, "x": amount})
-            if ok.first() is None:
-                raise BudgetExceeded("batch", amount)
+            budgeted = (await self.session.execute(sa.text(
+                "SELECT budget_usd IS NOT NULL FROM processing_batches WHERE id = :b"),
+                {"b": batch_id})).scalar()
+            if budgeted:
+                # Only a batch with its own budget is checked, and locked, here.
+                ok = await self.session.execute(sa.text(
+                    "UPDATE processing_batches SET reserved_usd = reserved_usd + :x"
+                    " WHERE id = :b AND spent_usd + reserved_usd + :x <= budget_usd"
+                    " RETURNING id"), {"b": batch_id, "x": amount})
+                if ok.first() is None:
+                    raise BudgetExceeded("batch", amount)
         ledger_id = (await self.session.execute(sa.text(
             "INSERT INTO budget_ledger (day, batch_id, run_id, job_id, model_name, call_kind,"
             " status, reserved_usd, expires_at) VALUES (:d, :b, :r, :j, :m, :k, 'reserved', :x,"
@@ -108,8 +131,13 @@ class BudgetLedger:
         return Reservation(int(ledger_id), amount, day)
 
     async def settle(self, reservation: Reservation, *, actual: Decimal, input_tokens: int,
-                     output_tokens: int, outcome: str) -> bool:
-        """Turn a reservation into spend; a ledger row is settled at most once."""
+                     output_tokens: int, outcome: str,
+                     on_settled: Callable[[], Awaitable[None]] | None = None) -> bool:
+        """Turn a reservation into spend; a ledger row is settled at most once.
+
+        `on_settled` runs after the ledger row is marked and before the day and batch counters
+        move, so callers touching the run row keep the lock order run → budget day → batch.
+        """
         row = (await self.session.execute(sa.text(
             "UPDATE budget_ledger SET status = 'settled', actual_usd = :a, input_tokens = :i,"
             " output_tokens = :o, outcome = :outcome, settled_at = now()"
@@ -118,17 +146,25 @@ class BudgetLedger:
              "outcome": outcome[:200]})).first()
         if row is None:
             return False
+        if on_settled is not None:
+            await on_settled()
         await self._move(row.day, row.batch_id, reserved=row.reserved_usd, spent=actual)
         return True
 
-    async def release(self, reservation: Reservation, outcome: str) -> bool:
-        """Give a reservation back without spend (the call failed before costing anything)."""
+    async def release(self, reservation: Reservation, outcome: str,
+                      on_released: Callable[[], Awaitable[None]] | None = None) -> bool:
+        """Give a reservation back without spend (the call failed before costing anything).
+
+        `on_released` runs at the same point as `settle`'s `on_settled`, for the same lock order.
+        """
         row = (await self.session.execute(sa.text(
             "UPDATE budget_ledger SET status = 'released', outcome = :outcome, settled_at = now()"
             " WHERE id = :id AND status = 'reserved' RETURNING reserved_usd, day, batch_id"),
             {"id": reservation.ledger_id, "outcome": outcome[:200]})).first()
         if row is None:
             return False
+        if on_released is not None:
+            await on_released()
         await self._move(row.day, row.batch_id, reserved=row.reserved_usd, spent=Decimal(0))
         return True
 
@@ -141,7 +177,7 @@ class BudgetLedger:
         if batch_id is not None:
             await self.session.execute(sa.text(
                 "UPDATE processing_batches SET reserved_usd = greatest(reserved_usd - :r, 0),"
-                " spent_usd = spent_usd + :s WHERE id = :b"),
+                " spent_usd = spent_usd + :s WHERE id = :b AND budget_usd IS NOT NULL"),
                 {"b": batch_id, "r": reserved, "s": spent})
 
     async def sweep_expired(self) -> int:

@@ -7,12 +7,15 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import defer
 
 from db.keyset import Page, PageRequest, SortKey, paginate
-from db.tables import BatchRow, FragmentRow
+from db.tables import BatchRow, FragmentRow, FragmentTagRow, TagRow
 
 _F = FragmentRow.__table__.c  # type: ignore[attr-defined]
 _B = BatchRow.__table__.c  # type: ignore[attr-defined]
+_FT = FragmentTagRow.__table__.c  # type: ignore[attr-defined]
+_T = TagRow.__table__.c  # type: ignore[attr-defined]
 
 FRAGMENT_SORT = {
     "CREATED_AT": SortKey("CREATED_AT", _F.created_at, "datetime"),
@@ -39,6 +42,7 @@ class FragmentFilterSpec:
     max_relevance: int | None = None
     min_confidence: float | None = None
     max_confidence: float | None = None
+    tags: list[str] | None = None  # any of these tag names
 
 
 def apply_fragment_filter(query: sa.Select[Any], flt: FragmentFilterSpec | None) -> sa.Select[Any]:
@@ -63,12 +67,18 @@ def apply_fragment_filter(query: sa.Select[Any], flt: FragmentFilterSpec | None)
         query = query.where(_F.confidence >= flt.min_confidence)
     if flt.max_confidence is not None:
         query = query.where(_F.confidence <= flt.max_confidence)
+    if flt.tags:
+        query = query.where(sa.exists().where(_FT.fragment_id == _F.id, _FT.tag_id == _T.id,
+                                              _T.name.in_(flt.tags)))
     return query
 
 
 async def list_fragments(session: AsyncSession, flt: FragmentFilterSpec | None, sort: str,
                          descending: bool, page: PageRequest) -> Page:
-    query = apply_fragment_filter(sa.select(FragmentRow), flt)
+    # The stored tsvector is for the index, not for clients: never fetched with the rows.
+    query = apply_fragment_filter(
+        sa.select(FragmentRow).options(defer(FragmentRow.search_vector)),  # type: ignore[arg-type]
+        flt)
     return await paginate(session, query, entity_id=_F.id, key=FRAGMENT_SORT[sort],
                           descending=descending, page=page)
 

@@ -95,15 +95,19 @@ class JobQueue:
                       delay_seconds: float = 0, error: str | None = None,
                       payload: dict[str, Any] | None = None) -> bool:
         """Give a claimed job back (retry later, or wait for budget)."""
+        # Waiting for money is not a failed try: a budget pause gives its attempt back, or a
+        # few pauses would use up the retries a later transient error or dead worker needs.
         result = await self.session.execute(sa.text(
             "UPDATE processing_queue SET status = :status, lease_owner = NULL,"
+            " attempts = greatest(attempts - :refund, 0),"
             " lease_expires_at = NULL, message_sent_at = NULL,"
             " available_at = now() + make_interval(secs => :delay),"
             " error_message = coalesce(:error, error_message),"
             " payload = payload || CAST(:payload AS jsonb), updated_at = now()"
             " WHERE id = :id AND lease_owner = :owner AND status = 'claimed'"),
             {"id": job_id, "owner": owner, "status": status, "delay": float(delay_seconds),
-             "error": error, "payload": _json(payload or {})})
+             "refund": int(status == "waiting_budget"), "error": error,
+             "payload": _json(payload or {})})
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def mark_sent(self, job_ids: list[int]) -> None:

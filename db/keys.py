@@ -88,7 +88,8 @@ class KeyRepository:
             _K.prefix == prefix, _K.revoked_at.is_(None)))).scalar_one_or_none()
         if row is None or not hmac.compare_digest(row.key_hash, _digest(whole)):
             return None
-        await self.session.execute(sa.update(ApiKeyRow).where(_K.id == row.id).values(
-            last_used_at=sa.func.now()))
-        return KeyInfo(row.id or 0, row.name, row.prefix, row.role, row.created_at,
+        info = KeyInfo(row.id or 0, row.name, row.prefix, row.role, row.created_at,
                        row.revoked_at, row.last_used_at)
+        await self.session.execute(sa.text(
+            "UPDATE api_keys SET last_used_at = now() WHERE id = :id"), {"id": row.id})
+        return info

@@ -145,14 +145,15 @@ class ProcessingRepository:
 
     # -- state changes -------------------------------------------------------------------------
 
-    async def lock_batch(self, batch_id: int) -> None:
-        """Take the batch row first: every writer locks batch → run → counters in that order,
-        the same order as the budget ledger (budget day → batch → run), so none deadlock."""
-        await self.session.execute(sa.text(
-            "SELECT id FROM processing_batches WHERE id = :b FOR UPDATE"), {"b": batch_id})
+    async def run_status(self, run_id: int, *, lock: bool = False) -> str | None:
+        """The run's status; with `lock`, holding the run row (lock order: run → batch)."""
+        query = sa.select(_R.status).where(_R.id == run_id)
+        if lock:
+            query = query.with_for_update()
+        value = (await self.session.execute(query)).scalar_one_or_none()
+        return None if value is None else str(value)
 
     async def start_run(self, run_id: int, batch_id: int, chunk_count: int) -> None:
-        await self.lock_batch(batch_id)
         await self.session.execute(
             sa.update(RunRow)
             .where(_R.id == run_id)
@@ -201,13 +202,19 @@ class ProcessingRepository:
         char_end: int,
         fragments: Sequence[PreparedFragment],
         usage: ChunkUsage,
+        codes: Sequence[str] | None = None,
     ) -> int:
-        """Replace the chunk's fragments (idempotent per run+chunk) and mark it done."""
+        """Replace the chunk's fragments (idempotent per run+chunk) and mark it done.
+
+        Lock order of every writer: run → batch (the event seq is taken last), and
+        budget day → batch for the ledger; nobody takes batch before run, so none deadlock.
+        """
         run_id = ctx.run.id or 0
         await self.session.execute(
             sa.delete(FragmentRow).where(_F.run_id == run_id, _F.chunk_index == chunk_index)
         )
-        codes = await self._allocate_codes([f.category for f in fragments])
+        if codes is None:
+            codes = await self.allocate_codes([f.category for f in fragments])
         config = search_config_for(ctx.source.language)
         rows = []
         for fragment, code in zip(fragments, codes, strict=True):
@@ -257,25 +264,21 @@ class ProcessingRepository:
             latency_ms=usage.latency_ms,
             llm_calls=usage.llm_calls,
         )
-        await self.session.execute(
+        inserted = (await self.session.execute(
             chunk.on_conflict_do_update(
                 index_elements=["run_id", "chunk_index"],
                 set_={
                     "fragment_count": chunk.excluded.fragment_count,
                     "completed_at": sa.func.now(),
                 },
-            )
-        )
+            ).returning(sa.literal_column("(xmax = 0)").label("inserted"))
+        )).scalar_one()
+        # An increment under the run's row lock: concurrent chunks of one run count right.
         done = (
             await self.session.execute(
                 sa.update(RunRow)
                 .where(_R.id == run_id)
-                .values(
-                    chunks_done=sa.select(sa.func.count())
-                    .select_from(RunChunkRow)
-                    .where(RunChunkRow.__table__.c.run_id == run_id)
-                    .scalar_subquery()  # type: ignore[attr-defined]
-                )
+                .values(chunks_done=_R.chunks_done + (1 if inserted else 0))
                 .returning(_R.chunks_done, _R.chunk_count)
             )
         ).first()
@@ -295,7 +298,7 @@ class ProcessingRepository:
         )
         return len(rows)
 
-    async def _allocate_codes(self, categories: Sequence[Category]) -> list[str]:
+    async def allocate_codes(self, categories: Sequence[Category]) -> list[str]:
         """FRAG_<CAT>_<NNN> from counters advanced atomically (never MAX()+1)."""
         needed: dict[str, int] = {}
         for category in categories:
@@ -323,22 +326,24 @@ class ProcessingRepository:
         names = sorted({tag for _, tags in tagged for tag in tags})
         if not names:
             return
-        await self.session.execute(
-            insert(TagRow).values([{"name": n} for n in names]).on_conflict_do_nothing()
-        )
-        tag_rows = await self.session.execute(
-            sa.select(TagRow.__table__.c.id, TagRow.__table__.c.name).where(  # type: ignore[attr-defined]
-                TagRow.__table__.c.name.in_(names)
-            )
-        )  # type: ignore[attr-defined]
-        ids = {row.name: row.id for row in tag_rows}
-        links = [{"fragment_id": fid, "tag_id": ids[t]} for fid, tags in tagged for t in tags]
+        tags = TagRow.__table__.c  # type: ignore[attr-defined]
+        found = await self.session.execute(sa.select(tags.id, tags.name).where(
+            tags.name.in_(names)))
+        ids = {row.name: row.id for row in found}
+        missing = [name for name in names if name not in ids]
+        if missing:
+            # Tags are created on first use; a concurrent creator may win, so re-read.
+            await self.session.execute(insert(TagRow).values([{"name": n} for n in missing])
+                                       .on_conflict_do_nothing())
+            again = await self.session.execute(sa.select(tags.id, tags.name).where(
+                tags.name.in_(missing)))
+            ids.update({row.name: row.id for row in again})
+        links = [{"fragment_id": fid, "tag_id": ids[t]} for fid, tags_ in tagged for t in tags_]
         await self.session.execute(insert(FragmentTagRow).values(links).on_conflict_do_nothing())
 
     async def finish_run(self, ctx: RunContext, status: str, error: str | None = None) -> str:
         """Close a run: dedupe chunk overlaps, recount, roll the batch up; returns batch status."""
         run_id = ctx.run.id or 0
-        await self.lock_batch(ctx.batch.id or 0)
         if status == "completed":
             await self._drop_overlap_duplicates(run_id)
         counts = (
@@ -393,6 +398,12 @@ class ProcessingRepository:
         )
 
     async def _source_status(self, source_id: int) -> None:
+        # Lock the source first, in its own statement: the UPDATE below then reads the runs
+        # with a snapshot taken after any concurrent ending of another run of this source has
+        # committed. Without it, two models finishing together each see the other still
+        # processing and the source stays 'processing' for good.
+        await self.session.execute(
+            sa.text("SELECT id FROM sources WHERE id = :s FOR UPDATE"), {"s": source_id})
         await self.session.execute(
             sa.text("""
             UPDATE sources SET status = CASE
@@ -417,10 +428,11 @@ class ProcessingRepository:
                     sa.func.count(),
                     sa.func.count().filter(_R.status.in_(ACTIVE_RUN)),
                     sa.func.count().filter(_R.status.in_(["completed", "stopped_cost_limit"])),
+                    sa.func.coalesce(sa.func.sum(_R.cost_usd), 0),
                 ).where(_R.batch_id == batch_id)
             )
         ).one()
-        total, active, succeeded = counts
+        total, active, succeeded, cost = counts
         if active:
             return "running"
         status = "completed" if succeeded else "failed"
@@ -433,7 +445,7 @@ class ProcessingRepository:
                     completed_at=sa.func.now(),
                     error_message=None if succeeded else "every run of the batch failed",
                 )
-                .returning(_B.spent_usd)
+                .returning(_B.id)
             )
         ).first()
         if ended is not None:
@@ -441,12 +453,11 @@ class ProcessingRepository:
                 batch_id,
                 "BATCH_DONE" if succeeded else "BATCH_FAILED",
                 None,
-                {"runs": total, "succeeded": succeeded, "costUsd": str(ended.spent_usd)},
+                {"runs": total, "succeeded": succeeded, "costUsd": str(cost)},
             )
         return status
 
     async def set_run_waiting_budget(self, ctx: RunContext, message: str) -> None:
-        await self.lock_batch(ctx.batch.id or 0)
         await self.session.execute(
             sa.update(RunRow)
             .where(_R.id == ctx.run.id)

@@ -20,9 +20,13 @@ class SettingsStore:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def get(self, key: str) -> Any | None:
-        row = await self.session.get(SettingRow, key)
-        return None if row is None else row.value
+    async def get(self, key: str, default: Any = None) -> Any:
+        """The stored value (JSON null included), or `default` when the key was never set."""
+        result = await self.session.execute(
+            sa.select(SettingRow.__table__.c.value).where(  # type: ignore[attr-defined]
+                SettingRow.__table__.c.key == key))  # type: ignore[attr-defined]
+        row = result.first()
+        return default if row is None else row[0]
 
     async def has(self, key: str) -> bool:
         return await self.session.get(SettingRow, key) is not None

@@ -12,6 +12,8 @@ from decimal import ROUND_FLOOR, Decimal
 from types import MappingProxyType
 from typing import Literal
 
+from domain.quality import bootstrap_interval
+
 OTHERS = "others"  # the key whose threshold applies to every source type not listed
 DEFAULT_THRESHOLDS: Mapping[str, float] = MappingProxyType(
     {"interview": 8.5, "podcast": 7.5, "article": 7.0, "social_media": 6.0, OTHERS: 7.0}
@@ -268,7 +270,8 @@ def _verdict(c: Candidate, value: float, label: str, threshold: float) -> str:
     if not c.yields:
         return f"{c.model} produced no grounded fragments"
     sign = ">=" if value >= threshold else "<"
-    return f"{c.model} {label} {_q(value)} {sign} {_q(threshold)}"
+    caveat = " (provisional: measured without a reference)" if c.provisional else ""
+    return f"{c.model} {label} {_q(value)} {sign} {_q(threshold)}{caveat}"
 
 
 def progressive_next(
@@ -415,3 +418,72 @@ def savings_row(source_type: str, reference: Candidate, optimized: Candidate) ->
         interval=(optimized.quality_low, optimized.quality_high),
         reference_interval=(reference.quality_low, reference.quality_high),
     )
+
+
+# --- pooling samples ------------------------------------------------------------------------------
+
+
+def pool_candidates(
+    model: str,
+    samples: Sequence[Candidate],
+    *,
+    resamples: int = 1000,
+    confidence: float = 0.90,
+    seed: int = 0,
+) -> Candidate:
+    """One candidate from a model's measurements on several sources.
+
+    Quality is the mean of the per-source scores; money, fragments and characters add up, so
+    cost per grounded fragment is total cost over total yield. With one sample its own interval
+    stands. With more, the interval is the bootstrap over sources of the mean score, widened to
+    the mean of the per-source bounds when those are wider: it is never narrower than either
+    the spread between sources or the uncertainty within them.
+    """
+    if not samples:
+        raise ValueError(f"no measurement of {model} to pool")
+    if any(s.model != model for s in samples):
+        raise ValueError(f"every pooled sample must belong to {model}")
+    quality = sum(s.quality for s in samples) / len(samples)
+    if len(samples) == 1:
+        low, high = samples[0].quality_low, samples[0].quality_high
+    else:
+        def mean(sample: Sequence[Candidate]) -> float:
+            return sum(s.quality for s in sample) / len(sample)
+
+        spread_low, spread_high = bootstrap_interval(
+            samples, mean, n=resamples, confidence=confidence, seed=seed
+        )
+        low = min(spread_low, sum(s.quality_low for s in samples) / len(samples))
+        high = max(spread_high, sum(s.quality_high for s in samples) / len(samples))
+    # Means of floats can drift by an ulp past each other; the interval must hold its point.
+    quality = min(10.0, max(0.0, quality))
+    return Candidate(
+        model=model,
+        quality=quality,
+        quality_low=max(0.0, min(low, quality)),
+        quality_high=min(10.0, max(high, quality)),
+        provisional=any(s.provisional for s in samples),
+        cost_usd=sum((s.cost_usd for s in samples), Decimal(0)),
+        grounded_fragments=sum(s.grounded_fragments for s in samples),
+        source_chars=sum(s.source_chars for s in samples),
+        samples=sum(s.samples for s in samples),
+    )
+
+
+def failed_sample(model: str, cost_usd: Decimal, source_chars: int) -> Candidate:
+    """A run that ended without output to measure (failed, stopped): it scores 0 and yields none.
+
+    Counting it keeps a model that breaks on some sources from looking as good as one that
+    does not, and its money still counts.
+    """
+    return Candidate(model, 0.0, 0.0, 0.0, True, cost_usd, 0, source_chars, 1)
+
+
+def most_expensive(prices: Mapping[str, Decimal | None]) -> str | None:
+    """The single model with the highest known price; None on a tie or when none is priced."""
+    priced = {name: price for name, price in prices.items() if price is not None}
+    if not priced:
+        return None
+    top = max(priced.values())
+    leaders = [name for name, price in priced.items() if price == top]
+    return leaders[0] if len(leaders) == 1 else None

@@ -25,9 +25,9 @@ from __future__ import annotations
 
 import math
 import random
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import astuple, dataclass, fields
 from typing import Literal, TypeVar
 
 from domain.model import Span
@@ -160,6 +160,31 @@ class MatchResult:
         return 2 * p * r / (p + r) if p + r else 0.0
 
 
+class _SpanIndex:
+    """Finds the spans that overlap a given one without comparing it with every span.
+
+    IoU is 0 without overlap, so matching and clustering only ever need overlapping pairs;
+    comparing all pairs made a long source (thousands of fragments per run) quadratic.
+    """
+
+    def __init__(self, spans: Sequence[Span]) -> None:
+        self._order = sorted(range(len(spans)), key=lambda i: (spans[i].start, i))
+        self._starts = [spans[i].start for i in self._order]
+        self._spans = spans
+        self._longest = max((s.length for s in spans), default=0)
+
+    def overlapping(self, span: Span) -> list[int]:
+        """Indices of the spans overlapping `span`, in ascending index order."""
+        if not span.length:
+            return []
+        # Anything starting before span.start - longest ends before span.start.
+        lo = bisect_left(self._starts, span.start - self._longest)
+        hi = bisect_left(self._starts, span.end)
+        found = [self._order[k] for k in range(lo, hi)
+                 if self._spans[self._order[k]].end > span.start]
+        return sorted(found)
+
+
 @dataclass(frozen=True, slots=True)
 class _Assignment:
     matched: tuple[bool, ...]  # per prediction: matched a reference span
@@ -176,10 +201,11 @@ def _assign(
     if not 0 < iou_threshold <= 1:
         raise ValueError(f"IoU threshold {iou_threshold} is outside (0, 1]")
     targets = [*spans, *rejected]
+    index = _SpanIndex(targets)
     pairs: list[tuple[float, int, int, int]] = []
     for p, pred in enumerate(predicted):
-        for t, target in enumerate(targets):
-            iou = pred.iou(target)
+        for t in index.overlapping(pred):
+            iou = pred.iou(targets[t])
             if iou >= iou_threshold:
                 rejected_first = 0 if t >= len(spans) else 1
                 pairs.append((-iou, rejected_first, p, t))
@@ -234,17 +260,23 @@ def consensus_spans(
         {(s.start, s.end, model) for model, spans in runs.items() for s in spans},
     )
     clusters: list[tuple[Span, dict[str, Span]]] = []  # (anchor, span per model)
+    anchor_starts: list[int] = []  # non-decreasing: spans arrive in source order
+    longest = 0
     for start, end, model in items:
         span = Span(start, end)
         best: dict[str, Span] | None = None
         best_iou = 0.0
-        for anchor, members in clusters:
+        # Anchors starting more than the longest anchor before this span cannot overlap it.
+        first = bisect_left(anchor_starts, start - longest)
+        for anchor, members in clusters[first:]:
             iou = anchor.iou(span)
             # Strictly better only: on a tie the earlier cluster keeps the span.
             if model not in members and iou >= iou_threshold and iou > best_iou:
                 best, best_iou = members, iou
         if best is None:
             clusters.append((span, {model: span}))
+            anchor_starts.append(start)
+            longest = max(longest, span.length)
         else:
             best[model] = span
     medoids = {_medoid(list(m.values())) for _, m in clusters if len(m) >= 2}
@@ -596,11 +628,16 @@ def evaluate_run(
     components = _components(total, reference.exists)
     score = quality_score(components, weights)
 
-    def resampled_score(sample: Sequence[ChunkTally]) -> float:
-        return quality_score(_components(_total(sample), reference.exists), weights)
+    # Resamples add plain tuples column by column: summing dataclasses field by field made
+    # the bootstrap of a long source (hundreds of chunks) take seconds per run.
+    rows = [astuple(t) for t in tallies]
+
+    def resampled_score(sample: Sequence[tuple[int, ...]]) -> float:
+        summed = ChunkTally(*map(sum, zip(*sample, strict=True)))
+        return quality_score(_components(summed, reference.exists), weights)
 
     low, high = bootstrap_interval(
-        tallies, resampled_score, n=resamples, confidence=confidence, seed=seed
+        rows, resampled_score, n=resamples, confidence=confidence, seed=seed
     )
     return RunQuality(
         score=score,

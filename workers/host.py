@@ -165,7 +165,12 @@ def current_host() -> WorkerHost:
 
 
 class HostLifecycle:
-    """Dramatiq middleware closing the host on the actors' loop before the worker stops."""
+    """Dramatiq middleware closing the host on the actors' loop once the worker has stopped.
+
+    Closing happens after the worker threads finished their jobs (a graceful stop lets the
+    runs in flight end on a live runtime) and before the AsyncIO middleware stops the loop:
+    `after_*` hooks run in reverse order, and this middleware is added after AsyncIO.
+    """
 
     def __init__(self, host: WorkerHost) -> None:
         self.host = host
@@ -184,7 +189,7 @@ class HostLifecycle:
     def forks(self) -> list[Any]:
         return []
 
-    def before_worker_shutdown(self, broker: Any, worker: Any) -> None:
+    def after_worker_shutdown(self, broker: Any, worker: Any) -> None:
         from dramatiq.asyncio import get_event_loop_thread
 
         loop_thread = get_event_loop_thread()

@@ -258,25 +258,62 @@ class Pipeline:
     async def _chunks_concurrently(self, ctx: RunContext, chunks: list[Chunk],
                                    flags: _Flags) -> None:
         gate = asyncio.Semaphore(self.settings.llm_concurrency)
+        async with self.runtime.read() as session:
+            # Read once per job: a limit changed mid-run applies from the next job.
+            limit = await self._ledger(session).fragment_cost_limit()
+
+        stop = asyncio.Event()
 
         async def one(chunk: Chunk) -> None:
             async with gate:
-                if flags.cancelled or flags.lease_lost:
-                    raise RunCancelled()
-                fragments, usage = await self._extract(ctx, chunk, flags, allow_split=True)
-                if flags.cancelled or flags.lease_lost:
-                    raise RunCancelled()
-                await self._commit(lambda s: ProcessingRepository(s).save_chunk(
-                    ctx, chunk_index=chunk.index, char_start=chunk.start, char_end=chunk.end,
-                    fragments=fragments, usage=usage.frozen()))
-                await self._cost_guard(ctx)
+                if stop.is_set():
+                    return
+                try:
+                    await self._chunk(ctx, chunk, flags, limit)
+                except Exception:
+                    stop.set()
+                    raise
 
-        try:
-            async with asyncio.TaskGroup() as group:
-                for chunk in chunks:
-                    group.create_task(one(chunk))
-        except ExceptionGroup as errors:
-            raise _most_significant(errors) from None
+        # Not a TaskGroup: when one chunk fails (budget, guard, bad request) the chunks already
+        # calling the provider finish and are saved. Cancelling them would drop answers the
+        # provider has already billed, and under a tight budget a run would never progress.
+        results = await asyncio.gather(*(one(chunk) for chunk in chunks),
+                                       return_exceptions=True)
+        failures: list[Exception] = []
+        for result in results:
+            if isinstance(result, Exception):
+                failures.append(result)
+            elif isinstance(result, BaseException):  # cancelled from outside: no outcome
+                raise result
+        if failures:
+            raise _most_significant(ExceptionGroup("chunks failed", failures)) from None
+
+    async def _chunk(self, ctx: RunContext, chunk: Chunk, flags: _Flags,
+                     limit: Decimal | None) -> None:
+        if flags.cancelled or flags.lease_lost:
+            raise RunCancelled()
+        fragments, usage = await self._extract(ctx, chunk, flags, allow_split=True)
+        if flags.cancelled or flags.lease_lost:
+            raise RunCancelled()
+        # Codes come from hot counter rows: take them in a transaction of their own
+        # so the counters are never held while the chunk is written.
+        codes = await self._commit(lambda s: ProcessingRepository(s).allocate_codes(
+            [fragment.category for fragment in fragments]))
+        await self._commit(lambda s: self._save_chunk(s, ctx, chunk, fragments, usage, codes))
+        await self._cost_guard(ctx, limit)
+
+    @staticmethod
+    async def _save_chunk(session: Any, ctx: RunContext, chunk: Chunk,
+                          fragments: list[PreparedFragment], usage: _Usage,
+                          codes: list[str]) -> int:
+        repository = ProcessingRepository(session)
+        # Holding the run row: once cancelBatch has skipped the run, no fragment and no event
+        # of it lands after the batch's CANCELLED event.
+        if await repository.run_status(ctx.run.id or 0, lock=True) == "skipped":
+            raise RunCancelled()
+        return await repository.save_chunk(
+            ctx, chunk_index=chunk.index, char_start=chunk.start, char_end=chunk.end,
+            fragments=fragments, usage=usage.frozen(), codes=codes)
 
     async def _extract(self, ctx: RunContext, chunk: Chunk, flags: _Flags, *,
                        allow_split: bool, ordinal: int = 0
@@ -350,7 +387,9 @@ class Pipeline:
             except BaseException:
                 await asyncio.shield(self._release_quietly(reservation, "call interrupted"))
                 raise
-            await self._settle(ctx, reservation, response, usage, kind)
+            # The provider has answered (and billed): a cancellation arriving now must not
+            # leave the call reserved until the sweeper releases it as free.
+            await asyncio.shield(self._settle(ctx, reservation, response, usage, kind))
             return response
         raise AssertionError("unreachable")
 
@@ -362,6 +401,10 @@ class Pipeline:
 
     async def _reserve(self, ctx: RunContext, worst: Decimal, kind: str) -> Reservation:
         async def work(session: Any) -> Reservation:
+            # Lease renewal notices a cancelled batch only every lease/3 seconds: look before
+            # each call, so a cancelled batch stops spending at once.
+            if await ProcessingRepository(session).run_status(ctx.run.id or 0) == "skipped":
+                raise RunCancelled()
             return await self._ledger(session).reserve(
                 amount=worst, model_name=ctx.model.name, call_kind=kind,
                 batch_id=ctx.batch.id, run_id=ctx.run.id, job_id=None,
@@ -380,10 +423,11 @@ class Pipeline:
         usage.add(call)
 
         async def work(session: Any) -> None:
-            if await self._ledger(session).settle(
-                    reservation, actual=response.cost_usd, input_tokens=response.input_tokens,
-                    output_tokens=response.output_tokens, outcome=kind):
-                await ProcessingRepository(session).add_usage(ctx.run.id or 0, call.frozen())
+            await self._ledger(session).settle(
+                reservation, actual=response.cost_usd, input_tokens=response.input_tokens,
+                output_tokens=response.output_tokens, outcome=kind,
+                on_settled=lambda: ProcessingRepository(session).add_usage(
+                    ctx.run.id or 0, call.frozen()))
 
         await self._commit(work)
 
@@ -394,11 +438,15 @@ class Pipeline:
 
         async def work(session: Any) -> None:
             ledger = self._ledger(session)
-            settled = (await ledger.settle(reservation, actual=cost, input_tokens=0,
-                                           output_tokens=0, outcome=outcome)
-                       if cost > 0 else await ledger.release(reservation, outcome))
-            if settled:
+
+            async def record() -> None:
                 await ProcessingRepository(session).add_usage(ctx.run.id or 0, call.frozen())
+
+            if cost > 0:
+                await ledger.settle(reservation, actual=cost, input_tokens=0, output_tokens=0,
+                                    outcome=outcome, on_settled=record)
+            else:
+                await ledger.release(reservation, outcome, on_released=record)
 
         await self._commit(work)
 
@@ -408,11 +456,10 @@ class Pipeline:
         except Exception:  # the sweeper releases expired reservations anyway
             log.warning("could not release reservation %s", reservation.ledger_id)
 
-    async def _cost_guard(self, ctx: RunContext) -> None:
+    async def _cost_guard(self, ctx: RunContext, limit: Decimal | None) -> None:
+        if limit is None:
+            return
         async with self.runtime.read() as session:
-            limit = await self._ledger(session).fragment_cost_limit()
-            if limit is None:
-                return
             row = (await session.execute(sa.text(
                 "SELECT r.cost_usd, count(f.id) AS n,"
                 " count(f.id) FILTER (WHERE f.grounding <> 'ungrounded') AS grounded"

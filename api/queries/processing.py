@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import enum
-
 import strawberry
 
 from api.errors import public
 from api.ids import parse_id
 from api.mutations.processing import read_budget
 from api.pagination import build_connection
-from api.types.enums import BatchStatus, OrderDirection
+from api.types.enums import BatchStatus
 from api.types.processing import (
     Batch,
     BatchConnection,
@@ -18,54 +16,14 @@ from api.types.processing import (
     Fragment,
     FragmentConnection,
     FragmentFilter,
+    FragmentOrder,
     Model,
 )
 from db.catalog import ModelRepository
-from db.fragments import FragmentFilterSpec, list_batches, list_fragments
+from db.fragments import list_batches, list_fragments
 from db.keyset import validate_page
 from db.tables import BatchRow
-from domain.errors import DomainError, InvalidInput
-
-
-@strawberry.enum
-class FragmentOrderField(enum.StrEnum):
-    CREATED_AT = "CREATED_AT"
-    POSITION = "POSITION"
-    RELEVANCE = "RELEVANCE"
-    FRAGMENT_CODE = "FRAGMENT_CODE"
-
-
-@strawberry.input(description="Sort order of fragments (ties broken by id).")
-class FragmentOrder:
-    field: FragmentOrderField = FragmentOrderField.POSITION
-    direction: OrderDirection = OrderDirection.ASC
-
-
-def _spec(flt: FragmentFilter | None) -> FragmentFilterSpec | None:
-    if flt is None:
-        return None
-
-    def ids(value: strawberry.ID | None, kind: str, field: str) -> int | None:
-        return None if value is None else parse_id(value, kind, ("filter", field))
-
-    def values(items: list[enum.StrEnum] | None) -> list[str] | None:
-        return [str(item) for item in items] if items else None
-
-    for name in ("min_relevance", "max_relevance"):
-        value = getattr(flt, name)
-        if value is not None and not 1 <= value <= 10:
-            raise InvalidInput.single(("filter", name), "must be between 1 and 10")
-    return FragmentFilterSpec(
-        source_id=ids(flt.source_id, "Source", "sourceId"),
-        batch_id=ids(flt.batch_id, "Batch", "batchId"),
-        run_id=ids(flt.run_id, "Run", "runId"),
-        model=flt.model[:100] if flt.model else None,
-        grounding=values(flt.grounding), categories=values(flt.categories),
-        fragment_types=values(flt.fragment_types),
-        verification_statuses=values(flt.verification_statuses),
-        is_complete=flt.is_complete, has_clean_boundaries=flt.has_clean_boundaries,
-        min_relevance=flt.min_relevance, max_relevance=flt.max_relevance,
-        min_confidence=flt.min_confidence, max_confidence=flt.max_confidence)
+from domain.errors import DomainError
 
 
 @strawberry.type
@@ -115,7 +73,7 @@ class ProcessingQueries:
         order = order_by or FragmentOrder()
         try:
             page = validate_page(first, after, last, before)
-            spec = _spec(filter)
+            spec = filter.to_spec() if filter else None
             async with info.context.runtime.read() as session:
                 result = await list_fragments(session, spec, str(order.field),
                                               str(order.direction) == "desc", page)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import enum
 from collections.abc import Iterable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any
@@ -11,14 +12,28 @@ import sqlalchemy as sa
 import strawberry
 from strawberry import relay
 
+from api.ids import parse_id
 from api.pagination import CountedConnection
-from api.types.enums import BatchStatus, Category, FragmentType, Grounding, RunStatus, Strategy
+from api.types.enums import (
+    BatchStatus,
+    Category,
+    FragmentType,
+    Grounding,
+    OrderDirection,
+    RunStatus,
+    Strategy,
+)
 from api.types.enums import VerificationStatus as VerificationStatusEnum
+from db.fragments import FragmentFilterSpec
 from db.tables import BatchRow, FragmentRow, ModelRow, RunRow
 from domain import model as m
+from domain.errors import FieldIssue, InvalidInput
 
 if TYPE_CHECKING:
+    from api.types.graph import FragmentRelation, Tag, VerificationEvent
     from api.types.source import Source
+
+MAX_FILTER_TAGS = 50
 
 
 def _batches(session: Any, ids: list[int]) -> Any:
@@ -148,8 +163,8 @@ class Batch(relay.Node):
     decisions: strawberry.scalars.JSON = strawberry.field(
         description="What the strategy tried and why it escalated or stopped.")
     budget_usd: Decimal | None
-    cost_usd: Decimal = strawberry.field(description="Settled spend of every provider call.")
-    reserved_usd: Decimal
+    reserved_usd: Decimal = strawberry.field(
+        description="Worst case of calls in flight (tracked for batches with a budget).")
     error_message: str | None
     created_at: dt.datetime
     started_at: dt.datetime | None
@@ -161,7 +176,7 @@ class Batch(relay.Node):
                    status=m.BatchStatus(row.status),
                    strategy=m.Strategy(row.strategy) if row.strategy else None,
                    config=row.config, decisions=row.decisions, budget_usd=row.budget_usd,
-                   cost_usd=row.spent_usd, reserved_usd=row.reserved_usd,
+                   reserved_usd=row.reserved_usd,
                    error_message=row.error_message,
                    created_at=row.created_at,  # type: ignore[arg-type]
                    started_at=row.started_at, completed_at=row.completed_at)
@@ -170,6 +185,12 @@ class Batch(relay.Node):
     async def runs(self, info: strawberry.Info) -> list[Run]:
         rows = await info.context.loaders.get("batch_runs", _runs_of_batches).load(self.id)
         return [Run.from_row(row) for row in rows or []]
+
+    @strawberry.field(description="Settled spend of every provider call of the batch's runs "
+                                  "(retries and repairs included).")
+    async def cost_usd(self, info: strawberry.Info) -> Decimal:
+        rows = await info.context.loaders.get("batch_runs", _runs_of_batches).load(self.id)
+        return sum((row.cost_usd for row in rows or []), Decimal(0))
 
     @strawberry.field(description="Share of chunks done over all runs, 0..1.")
     async def progress(self, info: strawberry.Info) -> float:
@@ -219,6 +240,9 @@ class Fragment(relay.Node):
     is_complete: bool = strawberry.field(description="Our MIU lint, not the model's claim.")
     has_clean_boundaries: bool
     verification_status: VerificationStatusEnum
+    verified_by: str | None = strawberry.field(description="Who made the last verification "
+                                                           "decision.")
+    verified_at: dt.datetime | None
     model: str
     chunk_index: int
     created_at: dt.datetime
@@ -236,6 +260,7 @@ class Fragment(relay.Node):
                    insight=row.insight, relevance=row.relevance, confidence=row.confidence,
                    is_complete=row.is_complete, has_clean_boundaries=row.has_clean_boundaries,
                    verification_status=m.VerificationStatus(row.verification_status),
+                   verified_by=row.verified_by, verified_at=row.verified_at,
                    model=row.model_name, chunk_index=row.chunk_index,
                    created_at=row.created_at,  # type: ignore[arg-type]
                    source_id=row.source_id, batch_id=row.batch_id, run_id=row.run_id)
@@ -256,6 +281,27 @@ class Fragment(relay.Node):
     async def run(self, info: strawberry.Info) -> Run | None:
         nodes = await Run.resolve_nodes(info=info, node_ids=[str(self.run_id)])
         return nodes[0]
+
+    @strawberry.field(description="Tags, by name.")
+    async def tags(self, info: strawberry.Info) -> list[Annotated[
+            Tag, strawberry.lazy("api.types.graph")]]:
+        from api.types.graph import tags_of
+
+        return await tags_of(info, self.id)
+
+    @strawberry.field(description="Links to other fragments, outgoing and incoming.")
+    async def relationships(self, info: strawberry.Info) -> list[Annotated[
+            FragmentRelation, strawberry.lazy("api.types.graph")]]:
+        from api.types.graph import relations_of
+
+        return await relations_of(info, self.id)
+
+    @strawberry.field(description="Every verification decision on this fragment, oldest first.")
+    async def verification_history(self, info: strawberry.Info) -> list[Annotated[
+            VerificationEvent, strawberry.lazy("api.types.graph")]]:
+        from api.types.graph import history_of
+
+        return await history_of(info, self.id)
 
     @classmethod
     async def resolve_nodes(cls, *, info: strawberry.Info, node_ids: Iterable[str],
@@ -291,6 +337,64 @@ class FragmentFilter:
     max_relevance: int | None = None
     min_confidence: float | None = None
     max_confidence: float | None = None
+    tags: list[str] | None = strawberry.field(default=None,
+                                              description="Fragments carrying any of these tags.")
+
+    def to_spec(self) -> FragmentFilterSpec:
+        """The validated filter; bad IDs and out-of-range bounds are field errors."""
+        def ids(value: strawberry.ID | None, kind: str, field: str) -> int | None:
+            return None if value is None else parse_id(value, kind, ("filter", field))
+
+        def values(items: list[enum.StrEnum] | None) -> list[str] | None:
+            return [str(item) for item in items] if items else None
+
+        issues = []
+        for name, low, high in (("min_relevance", 1, 10), ("max_relevance", 1, 10),
+                                ("min_confidence", 0, 1), ("max_confidence", 0, 1)):
+            value = getattr(self, name)
+            if value is not None and not low <= value <= high:
+                issues.append(FieldIssue(("filter", name), f"must be between {low} and {high}"))
+        tags = [" ".join(tag.split()).lower()[:100] for tag in self.tags or []]
+        if len(tags) > MAX_FILTER_TAGS:
+            issues.append(FieldIssue(("filter", "tags"), f"may name at most {MAX_FILTER_TAGS}"))
+        if any("\x00" in tag or not _encodable(tag) for tag in tags):
+            issues.append(FieldIssue(("filter", "tags"), "must be valid text without NUL"))
+        if issues:
+            raise InvalidInput(issues)
+        return FragmentFilterSpec(
+            source_id=ids(self.source_id, "Source", "sourceId"),
+            batch_id=ids(self.batch_id, "Batch", "batchId"),
+            run_id=ids(self.run_id, "Run", "runId"),
+            model=self.model[:100] if self.model else None,
+            grounding=values(self.grounding), categories=values(self.categories),
+            fragment_types=values(self.fragment_types),
+            verification_statuses=values(self.verification_statuses),
+            is_complete=self.is_complete, has_clean_boundaries=self.has_clean_boundaries,
+            min_relevance=self.min_relevance, max_relevance=self.max_relevance,
+            min_confidence=self.min_confidence, max_confidence=self.max_confidence,
+            tags=tags or None)
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+@strawberry.enum
+class FragmentOrderField(enum.StrEnum):
+    CREATED_AT = "CREATED_AT"
+    POSITION = "POSITION"
+    RELEVANCE = "RELEVANCE"
+    FRAGMENT_CODE = "FRAGMENT_CODE"
+
+
+@strawberry.input(description="Sort order of fragments (ties broken by id).")
+class FragmentOrder:
+    field: FragmentOrderField = FragmentOrderField.POSITION
+    direction: OrderDirection = OrderDirection.ASC
 
 
 @strawberry.type(description="Today's (UTC) spend against the daily budget.")

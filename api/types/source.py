@@ -5,7 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import enum
 from collections.abc import Iterable
-from typing import Any
+from decimal import Decimal
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 from strawberry import relay
@@ -21,6 +22,11 @@ from api.types.enums import (
 from db.sources import SourceFilter as SourceFilterSpec
 from db.tables import SourceRow
 from domain import model as m
+
+if TYPE_CHECKING:
+    from api.types.graph import ProcessingSummary
+    from api.types.optimization import ModelComparison, SweetSpot
+    from api.types.processing import FragmentConnection, FragmentFilter, FragmentOrder
 
 
 @strawberry.type(description="One piece of material about the person: text plus metadata.")
@@ -66,6 +72,39 @@ class Source(relay.Node):
             created_at=row.created_at,  # type: ignore[arg-type]
             updated_at=row.updated_at,  # type: ignore[arg-type]
         )
+
+    @strawberry.field(description="This source's fragments, filtered and ordered (first ≤ 100).")
+    async def fragments(
+        self, info: strawberry.Info, first: int | None = None, after: str | None = None,
+        filter: Annotated[FragmentFilter, strawberry.lazy("api.types.processing")] | None = None,
+        order_by: Annotated[FragmentOrder, strawberry.lazy("api.types.processing")] | None = None,
+    ) -> Annotated[FragmentConnection, strawberry.lazy("api.types.processing")]:
+        from api.types.graph import fragments_of_source
+
+        return await fragments_of_source(info, self.id, first, after, filter, order_by)
+
+    @strawberry.field(description="Runs, fragments, tokens and cost over every batch.")
+    async def processing_summary(self, info: strawberry.Info) -> Annotated[
+            ProcessingSummary, strawberry.lazy("api.types.graph")] | None:
+        from api.types.graph import summary_of
+
+        return await summary_of(info, self.id)
+
+    @strawberry.field(description="All measured runs of this source side by side.")
+    async def comparison(self, info: strawberry.Info) -> Annotated[
+            ModelComparison, strawberry.lazy("api.types.optimization")]:
+        from api.types.optimization import source_comparison
+
+        return await source_comparison(info, self.id, self.source_type.value)
+
+    @strawberry.field(description="The cheapest measured model meeting the bar on this source.")
+    async def sweet_spot(self, info: strawberry.Info, quality_threshold: float | None = None,
+                         budget_per_fragment: Decimal | None = None) -> Annotated[
+            SweetSpot, strawberry.lazy("api.types.optimization")]:
+        from api.types.optimization import source_sweet_spot
+
+        return await source_sweet_spot(info, self.id, self.source_type.value,
+                                       quality_threshold, budget_per_fragment)
 
     @classmethod
     async def resolve_nodes(cls, *, info: strawberry.Info, node_ids: Iterable[str],

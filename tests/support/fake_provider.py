@@ -9,6 +9,7 @@ Run standalone for manual demos: `python -m tests.support.fake_provider --port 8
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import asyncio
 import contextlib
 import itertools
@@ -370,8 +371,13 @@ def main() -> None:
     """Serve the echo responder on a fixed port until interrupted."""
     parser = argparse.ArgumentParser(description="Loopback OpenAI-compatible fake provider")
     parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds per answer")
     args = parser.parse_args()
-    provider = FakeProvider(port=args.port).start()
+
+    def responder(request: RecordedRequest) -> Scripted:
+        return dataclasses.replace(echo_responder(request), latency=args.latency)
+
+    provider = FakeProvider(responder, port=args.port).start()
     print(f"fake provider on {provider.url} (Ctrl-C to stop)", flush=True)
     try:
         while True:

@@ -1,0 +1,320 @@
+"""Measured quality and optimization as GraphQL types: comparison, sweet spot, savings."""
+
+from __future__ import annotations
+
+import enum
+from decimal import Decimal
+from typing import TYPE_CHECKING, Annotated, Any
+
+import strawberry
+
+from api import reports
+from api.errors import public
+from api.ids import to_global
+from api.reports import (
+    Comparison,
+    ReferenceInfo,
+    SavingsLine,
+    SweetSpotReport,
+    savings_table,
+)
+from api.types.enums import SourceType
+from db.performance import PerformanceRecord, PerformanceRepository
+from domain import model as m
+from domain.errors import DomainError
+from domain.optimizer import Candidate
+
+if TYPE_CHECKING:
+    from api.types.source import Source
+
+
+@strawberry.enum(description="What a run's fragments were compared with.")
+class ReferenceKind(enum.StrEnum):
+    VERIFIED = "verified"
+    REFERENCE_MODEL = "reference_model"
+    CONSENSUS = "consensus"
+    NONE = "none"
+
+
+@strawberry.type(description="The reference of a measurement: human-verified fragments, the "
+                             "reference model's run, the consensus of other models, or none "
+                             "(then the score is provisional).")
+class QualityReference:
+    kind: ReferenceKind
+    model: str | None = strawberry.field(description="The reference model, for that kind.")
+
+    @classmethod
+    def of(cls, info: ReferenceInfo) -> QualityReference:
+        return cls(kind=ReferenceKind(info.kind), model=info.model)
+
+
+@strawberry.type(description="A 90% bootstrap interval of a quality score (0-10).")
+class QualityInterval:
+    low: float
+    high: float
+
+
+@strawberry.type(description="One measured run of a source: quality with its components, and "
+                             "cost counted on grounded fragments only.")
+class ComparisonEntry:
+    model: str
+    run_id: strawberry.ID
+    batch_id: strawberry.ID
+    quality_score: float = strawberry.field(description="0-10, weighted mean of the components.")
+    quality_low: float = strawberry.field(description="90% bootstrap interval over chunks.")
+    quality_high: float
+    provisional: bool = strawberry.field(
+        description="Measured without a reference: the agreement term is missing.")
+    reference: QualityReference = strawberry.field(
+        description="What this run was compared with (never the run itself).")
+    grounded_rate: float
+    miu_rate: float = strawberry.field(description="Share passing both MIU checks.")
+    precision: float | None = strawberry.field(description="Agreement by span IoU >= 0.5.")
+    recall: float | None
+    f1: float | None
+    coverage: float = strawberry.field(
+        description="Share of the source's sentences touched by a grounded fragment.")
+    coverage_ratio: float | None = strawberry.field(
+        description="Coverage relative to the reference's (the score's coverage term).")
+    mean_relevance: float = strawberry.field(description="Self-reported, 1-10 (weight 0.10).")
+    fragment_count: int
+    grounded_fragment_count: int
+    cost_usd: Decimal
+    cost_per_fragment: Decimal | None = strawberry.field(
+        description="Cost per grounded fragment; null when nothing was grounded.")
+    cost_per_1k_chars: Decimal | None = strawberry.field(
+        name="costPer1kChars", description="Cost per 1,000 source characters.")
+    latency_ms: int = strawberry.field(description="Sum of provider call latencies.")
+
+    @classmethod
+    def of(cls, r: PerformanceRecord) -> ComparisonEntry:
+        ratio = r.metrics.get("quality", {}).get("coverageRatio")
+        return cls(model=r.model, run_id=strawberry.ID(to_global("Run", r.run_id)),
+                   batch_id=strawberry.ID(to_global("Batch", r.batch_id)),
+                   quality_score=r.quality_score, quality_low=r.quality_low,
+                   quality_high=r.quality_high, provisional=r.provisional,
+                   reference=QualityReference.of(ReferenceInfo(r.reference_kind,
+                                                               r.reference_model)),
+                   grounded_rate=r.grounded_rate, miu_rate=r.miu_rate, precision=r.precision,
+                   recall=r.recall, f1=r.f1, coverage=r.coverage,
+                   coverage_ratio=None if ratio is None else float(ratio),
+                   mean_relevance=r.mean_relevance, fragment_count=r.fragment_count,
+                   grounded_fragment_count=r.grounded_fragment_count, cost_usd=r.cost_usd,
+                   cost_per_fragment=r.cost_per_fragment, cost_per_1k_chars=r.cost_per_1k_chars,
+                   latency_ms=r.latency_ms)
+
+
+@strawberry.type(description="All measured runs of one source side by side, best first.")
+class ModelComparison:
+    source_id: strawberry.ID
+    source_type: SourceType
+    reference: QualityReference = strawberry.field(
+        description="The reference the runs were measured against.")
+    entries: list[ComparisonEntry]
+    pending_runs: int = strawberry.field(
+        description="Runs of the source still processing: the comparison is partial until 0.")
+
+    @classmethod
+    def of(cls, c: Comparison) -> ModelComparison:
+        return cls(source_id=strawberry.ID(to_global("Source", c.source_id)),
+                   source_type=m.SourceType(c.source_type),
+                   reference=QualityReference.of(c.reference),
+                   entries=[ComparisonEntry.of(r) for r in c.entries],
+                   pending_runs=c.pending_runs)
+
+
+@strawberry.type(description="A model's measured quality and cost, pooled over its samples.")
+class ModelCandidate:
+    model: str
+    quality: float
+    quality_low: float
+    quality_high: float
+    provisional: bool
+    cost_usd: Decimal
+    cost_per_fragment: Decimal | None = strawberry.field(
+        description="Per grounded fragment; null when nothing was grounded.")
+    cost_per_1k_chars: Decimal | None = strawberry.field(name="costPer1kChars")
+    grounded_fragment_count: int
+    samples: int = strawberry.field(description="Sources measured.")
+
+    @classmethod
+    def of(cls, c: Candidate) -> ModelCandidate:
+        return cls(model=c.model, quality=c.quality, quality_low=c.quality_low,
+                   quality_high=c.quality_high, provisional=c.provisional, cost_usd=c.cost_usd,
+                   cost_per_fragment=c.cost_per_fragment, cost_per_1k_chars=c.cost_per_1k_chars,
+                   grounded_fragment_count=c.grounded_fragments, samples=c.samples)
+
+
+@strawberry.type(description="The cheapest model meeting the quality bar within the cost limit; "
+                             "when none does, qualified is false, model is the best available "
+                             "and reason says why.")
+class SweetSpot:
+    model: str | None
+    qualified: bool
+    reason: str
+    pareto_frontier: list[ModelCandidate] = strawberry.field(
+        description="Models no other beats on both cost per fragment and quality, cheapest "
+                    "first.")
+    savings_vs_reference: Decimal | None = strawberry.field(
+        description="Percent saved per grounded fragment against the reference model.")
+    threshold: float = strawberry.field(description="The quality bar applied.")
+    budget_per_fragment: Decimal | None = strawberry.field(
+        description="The cost limit per grounded fragment applied; null = none.")
+    reference_model: str | None
+    source_type: SourceType | None
+    candidates: list[ModelCandidate] = strawberry.field(description="Every model considered.")
+
+    @classmethod
+    def of(cls, s: SweetSpotReport) -> SweetSpot:
+        r = s.result
+        return cls(model=r.model, qualified=r.qualified, reason=r.reason,
+                   pareto_frontier=[ModelCandidate.of(c) for c in r.frontier],
+                   savings_vs_reference=r.savings_vs_reference, threshold=s.threshold,
+                   budget_per_fragment=s.budget_per_fragment, reference_model=s.reference_model,
+                   source_type=m.SourceType(s.source_type) if s.source_type else None,
+                   candidates=[ModelCandidate.of(c) for c in s.candidates])
+
+
+@strawberry.type(description="Reference model versus optimized model for one source type.")
+class SavingsRow:
+    source_type: SourceType
+    original_model: str | None = strawberry.field(description="The reference model.")
+    optimized_model: str | None = strawberry.field(description="Null when none qualifies.")
+    qualified: bool
+    reason: str
+    threshold: float
+    original_quality: float | None
+    optimized_quality: float | None
+    quality_change_pct: float | None
+    cost_saving_pct: Decimal | None = strawberry.field(
+        description="Percent saved per grounded fragment.")
+    spend_saving_pct: Decimal | None = strawberry.field(
+        description="Percent saved per 1,000 source characters.")
+    samples: int = strawberry.field(description="Sources behind the weaker side.")
+    interval: QualityInterval | None = strawberry.field(
+        description="90% interval of the optimized model's quality.")
+    reference_interval: QualityInterval | None
+
+    @classmethod
+    def of(cls, line: SavingsLine) -> SavingsRow:
+        ref, opt, row = line.reference, line.optimized, line.row
+        return cls(
+            source_type=m.SourceType(line.source_type), original_model=ref.model if ref else None,
+            optimized_model=opt.model if opt and row else None, qualified=line.qualified,
+            reason=line.reason, threshold=line.threshold,
+            original_quality=ref.quality if ref else None,
+            optimized_quality=opt.quality if opt and row else None,
+            quality_change_pct=row.quality_change_pct if row else None,
+            cost_saving_pct=row.cost_saving_pct if row else None,
+            spend_saving_pct=row.spend_saving_pct if row else None,
+            samples=row.samples if row else (ref.samples if ref else 0),
+            interval=QualityInterval(low=row.interval[0], high=row.interval[1]) if row else None,
+            reference_interval=(QualityInterval(low=ref.quality_low, high=ref.quality_high)
+                                if ref else None))
+
+
+@strawberry.type(description="Savings per source type from measured runs.")
+class SavingsReport:
+    rows: list[SavingsRow]
+    table: str = strawberry.field(
+        description="The rows as the original MMOS README's Markdown table.")
+
+    @classmethod
+    def of(cls, lines: list[SavingsLine]) -> SavingsReport:
+        return cls(rows=[SavingsRow.of(line) for line in lines], table=savings_table(lines))
+
+
+@strawberry.type(description="One source: comparison, sweet spot and saving, with a "
+                             "recommendation.")
+class OptimizationReport:
+    source: Annotated[Source, strawberry.lazy("api.types.source")]
+    comparison: ModelComparison
+    sweet_spot: SweetSpot
+    savings: SavingsRow | None
+    recommendation: str
+
+    @classmethod
+    def of(cls, report: reports.OptimizationReport) -> OptimizationReport:
+        from api.types.source import Source
+
+        return cls(source=Source.from_row(report.source),
+                   comparison=ModelComparison.of(report.comparison),
+                   sweet_spot=SweetSpot.of(report.sweet_spot),
+                   savings=SavingsRow.of(report.savings) if report.savings else None,
+                   recommendation=report.recommendation)
+
+
+@strawberry.type(description="The quality bar of one source type.")
+class QualityThreshold:
+    source_type: SourceType
+    threshold: float
+    is_default: bool
+
+
+@strawberry.type(description="Weights of the quality score's terms.")
+class QualityWeightsType:
+    f1: float
+    grounded: float
+    miu: float
+    coverage: float
+    relevance: float
+
+
+@strawberry.type(description="How runs are measured.")
+class QualitySettings:
+    weights: QualityWeightsType
+    reference_model: str | None = strawberry.field(
+        description="Designated reference; null = the most expensive model run on a source.")
+    min_verified_fragments: int = strawberry.field(
+        description="Verified fragments a source needs before they become its reference.")
+
+
+# --- Source.comparison / Source.sweetSpot through per-request loaders (no N+1) -----------------
+
+
+async def _records(session: Any, ids: list[int]) -> dict[int, list[PerformanceRecord]]:
+    return await PerformanceRepository(session).records(ids)
+
+
+async def _pending(session: Any, ids: list[int]) -> dict[int, int]:
+    found = await reports.pending_runs(session, ids)
+    return {i: found.get(i, 0) for i in ids}
+
+
+async def _prices(session: Any, names: list[str]) -> dict[str, Decimal | None]:
+    return await PerformanceRepository(session).model_prices(names)
+
+
+async def source_comparison(info: strawberry.Info, source_id: int,
+                            source_type: str) -> ModelComparison:
+    """A source's comparison, loaded with its siblings' in one round of statements."""
+    records = await info.context.loaders.get("performance_records", _records).load(source_id)
+    pending = await info.context.loaders.get("pending_runs", _pending).load(source_id)
+    return ModelComparison.of(reports.Comparison(source_id, source_type,
+                                                 reports.header_reference(records), records,
+                                                 pending))
+
+
+async def source_sweet_spot(info: strawberry.Info, source_id: int, source_type: str,
+                            quality_threshold: float | None,
+                            budget_per_fragment: Decimal | None) -> SweetSpot:
+    """A source's sweet spot from its latest run per model (same loaders as the comparison)."""
+    try:
+        threshold = reports.checked_threshold(quality_threshold, ("qualityThreshold",))
+        budget = reports.checked_budget(budget_per_fragment, ("budgetPerFragment",))
+    except DomainError as exc:
+        raise public(exc) from None
+    runtime = info.context.runtime
+
+    async def read_limits(session: Any, keys: list[str]) -> dict[str, reports.Limits]:
+        value = await reports.limits(runtime, session)
+        return {key: value for key in keys}
+
+    records = await info.context.loaders.get("performance_records", _records).load(source_id)
+    candidates = reports.source_candidates(records)
+    lim = await info.context.loaders.get("quality_limits", read_limits).load("current")
+    prices = dict(zip([c.model for c in candidates], await info.context.loaders.get(
+        "model_prices", _prices).load_many([c.model for c in candidates]), strict=True))
+    return SweetSpot.of(reports.spot(candidates, prices, lim, source_id=source_id,
+                                     source_type=source_type, threshold=threshold,
+                                     budget=budget))
