@@ -150,7 +150,8 @@ def main() -> None:
     print(f"pipeline overhead benchmark: {args.chunks} calls, concurrency {args.concurrency}, "
           f"provider latency {args.latency * 1000:.0f} ms")
     print(f"  ideal (calls / concurrency x latency): {ideal:7.3f} s")
-    print(f"  direct litellm.acompletion:            {direct:7.3f} s  ({direct / ideal:.2f}x ideal)")
+    print(f"  direct litellm.acompletion:            {direct:7.3f} s  "
+          f"({direct / ideal:.2f}x ideal)")
     print(f"  MMOS pipeline ({chunks} chunks):          {pipeline:7.3f} s  "
           f"({pipeline / ideal:.2f}x ideal)")
     print(f"  pipeline / direct:                     {pipeline / direct:7.3f}x  (target <= 1.2x)")

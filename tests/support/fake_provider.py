@@ -9,9 +9,9 @@ Run standalone for manual demos: `python -m tests.support.fake_provider --port 8
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import json
 import re
