@@ -21,9 +21,24 @@ from decimal import Decimal
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 ADMIN_DSN = os.environ.get("MMOS_BENCH_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
-PARAGRAPH = ("I rebuilt the old bridge model because I wanted my students to see failure up "
-             "close. Every beam told a story about patience. When it finally held, we cheered "
-             "like it was a cup final, and I realised teaching is engineering with people. ")
+def _paragraphs(code: str, count: int) -> list[str]:
+    """75-135-token paragraphs (one chunk each at 150 tokens) of interview sentences, each sentence made unique (a real
+    source rarely repeats itself; repeated quotes would make grounding search every copy)."""
+    from api.demo_data import load_samples
+    from domain.chunking import sentence_spans
+
+    text = load_samples()[0]["content"]
+    sentences = [text[s.start:s.end].strip() for s in sentence_spans(text)]
+    sentences = [s for s in sentences if 40 <= len(s) <= 200 and s[-1] in ".!?"]
+    paragraphs, index = [], 0
+    for number in range(count):
+        parts: list[str] = []
+        while sum(len(p) for p in parts) < 330:
+            sentence = sentences[index % len(sentences)]
+            parts.append(f"{sentence[:-1]} ({code} {number}.{len(parts)}){sentence[-1]}")
+            index += 1
+        paragraphs.append(" ".join(parts))
+    return paragraphs
 
 
 def _free_port() -> int:
@@ -82,37 +97,44 @@ async def _pipeline(url: str, api_base: str, chunks: int, concurrency: int) -> t
     from workers.pipeline import Pipeline
 
     settings = Settings(env="test", database_url=url, llm_concurrency=concurrency,
-                        chunk_max_tokens=100, chunk_overlap_tokens=0, max_output_tokens=1024,
+                        chunk_max_tokens=150, chunk_overlap_tokens=0, max_output_tokens=1024,
                         _env_file=None)  # type: ignore[call-arg]
     runtime = await start_runtime(settings, database_url=url, pool_size=concurrency + 4)
     try:
-        content = "\n\n".join(f"{PARAGRAPH}({i})" for i in range(chunks))
         async with runtime.transaction() as session:
             await ModelRepository(session).register({
                 "name": "bench-mini", "litellm_model": "openai/gpt-4o-mini",
                 "api_base": api_base, "input_cost_per_million": Decimal("0.15"),
                 "output_cost_per_million": Decimal("0.6"), "price_source": "override",
                 "context_window": 128000, "max_output_tokens": 1024})
-            source = await SourceRepository(session).add(validate_new_source({
-                "source_code": "BENCH_1", "title": "bench", "source_type": "interview",
-                "content": content, "language": "en"}, SourceLimits()))
-        await start_processing(runtime, source_ids=[source.id or 0], model_names=["bench-mini"],
-                               strategy=None, budget_usd=None)
         client = LiteLLMClient()
         pipeline = Pipeline(runtime, client, owner="bench")
-        started = time.perf_counter()
-        async with runtime.transaction() as session:
-            job = await JobQueue(session).claim("bench", 600)
-        assert job is not None
-        status = await pipeline.run_job(job)
-        elapsed = time.perf_counter() - started
-        assert status == "completed", status
-        async with runtime.read() as session:
-            from sqlalchemy import text
 
-            done = (await session.execute(text("SELECT chunks_done FROM source_processing"))
-                    ).scalar_one()
-        return elapsed, int(done)
+        async def run(code: str, count: int) -> tuple[float, int]:
+            content = "\n\n".join(_paragraphs(code, count))
+            async with runtime.transaction() as session:
+                source = await SourceRepository(session).add(validate_new_source({
+                    "source_code": code, "title": "bench", "source_type": "interview",
+                    "content": content, "language": "en"}, SourceLimits()))
+            await start_processing(runtime, source_ids=[source.id or 0],
+                                   model_names=["bench-mini"], strategy=None, budget_usd=None)
+            started = time.perf_counter()
+            async with runtime.transaction() as session:
+                job = await JobQueue(session).claim("bench", 600)
+            assert job is not None
+            status = await pipeline.run_job(job)
+            elapsed = time.perf_counter() - started
+            assert status == "completed", status
+            async with runtime.read() as session:
+                from sqlalchemy import text
+
+                done = (await session.execute(text(
+                    "SELECT chunks_done FROM source_processing WHERE source_id = :s"),
+                    {"s": source.id})).scalar_one()
+            return elapsed, int(done)
+
+        await run("BENCH_WARMUP", concurrency)  # imports and caches, as the direct warm-up
+        return await run("BENCH_1", chunks)
     finally:
         await runtime.close()
 
@@ -139,7 +161,7 @@ def main() -> None:
     url = ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://") + "/" + name
     provider, api_base = _start_provider(args.latency)
     try:
-        texts = [f"{PARAGRAPH}({i})" for i in range(args.chunks)]
+        texts = _paragraphs("DIRECT", args.chunks)
         asyncio.run(_direct(api_base, texts[:args.concurrency], args.concurrency))  # warm up
         direct = asyncio.run(_direct(api_base, texts, args.concurrency))
         pipeline, chunks = asyncio.run(_pipeline(url, api_base, args.chunks, args.concurrency))

@@ -63,6 +63,48 @@ RETURNING day
 """)
 
 
+_LIMIT = """(SELECT CASE WHEN count(*) = 0 THEN CAST(:default AS numeric)
+                 ELSE max((value #>> '{}')::numeric) END
+          FROM settings WHERE key = :key)"""
+
+# One statement for the common case (a batch without its own budget): reserve against the
+# day and write the ledger row together, so the shared day row is held for one statement.
+_RESERVE_ONE = sa.text(f"""
+WITH reserved AS (
+    UPDATE budget_days SET reserved_usd = reserved_usd + :x, updated_at = now()
+    WHERE day = :d AND ({_LIMIT} IS NULL OR spent_usd + reserved_usd + :x <= {_LIMIT})
+    RETURNING day)
+INSERT INTO budget_ledger (day, batch_id, run_id, job_id, model_name, call_kind, status,
+                           reserved_usd, expires_at)
+SELECT reserved.day, :b, :r, :j, :m, :k, 'reserved', :x, now() + make_interval(secs => :ttl)
+FROM reserved
+RETURNING id
+""")
+
+# Settle a call and add its usage to the run in one statement (batch without its own budget).
+_SETTLE_ONE = sa.text("""
+WITH settled AS (
+    UPDATE budget_ledger SET status = 'settled', actual_usd = :a, input_tokens = :i,
+           output_tokens = :o, outcome = :outcome, settled_at = now()
+    WHERE id = :id AND status = 'reserved'
+    RETURNING reserved_usd, day),
+run AS (
+    UPDATE source_processing SET input_tokens = input_tokens + :i,
+           output_tokens = output_tokens + :o, cost_usd = cost_usd + :a,
+           latency_ms = latency_ms + :l, llm_calls = llm_calls + 1
+    FROM settled WHERE source_processing.id = :r
+    RETURNING 1),
+moved AS (
+    UPDATE budget_days SET reserved_usd = greatest(budget_days.reserved_usd
+                                                   - settled.reserved_usd, 0),
+           spent_usd = budget_days.spent_usd + :a, updated_at = now()
+    FROM settled WHERE budget_days.day = settled.day
+    RETURNING 1)
+SELECT (SELECT count(*) FROM settled) AS settled, (SELECT count(*) FROM run) AS run,
+       (SELECT count(*) FROM moved) AS moved
+""")
+
+
 class BudgetLedger:
     """All money moves in the caller's transaction; one call = one ledger row."""
 
@@ -93,13 +135,36 @@ class BudgetLedger:
 
     async def reserve(self, *, amount: Decimal, model_name: str, call_kind: str,
                       batch_id: int | None, run_id: int | None, job_id: int | None,
-                      ttl_seconds: int) -> Reservation:
+                      ttl_seconds: int, batch_has_budget: bool | None = None) -> Reservation:
         """Atomically reserve `amount` against today's and the batch's budget, or raise.
 
         The limit is read inside the conditional UPDATE itself, so a limit lowered by an
-        operator applies to the very next reservation.
+        operator applies to the very next reservation. Lock order, as everywhere: job → run →
+        batch → budget day; the day row, shared by every call, is taken last and held only
+        until the commit that follows.
         """
         day = utc_today()
+        if batch_id is None or batch_has_budget is False:
+            return await self._reserve_one(day, amount, model_name, call_kind, batch_id, run_id,
+                                           job_id, ttl_seconds)
+        ledger_id = (await self.session.execute(sa.text(
+            "INSERT INTO budget_ledger (day, batch_id, run_id, job_id, model_name, call_kind,"
+            " status, reserved_usd, expires_at) VALUES (:d, :b, :r, :j, :m, :k, 'reserved', :x,"
+            " now() + make_interval(secs => :ttl)) RETURNING id"),
+            {"d": day, "b": batch_id, "r": run_id, "j": job_id, "m": model_name,
+             "k": call_kind, "x": amount, "ttl": ttl_seconds})).scalar_one()
+        if batch_id is not None:
+            if batch_has_budget is None:
+                batch_has_budget = bool((await self.session.execute(sa.text(
+                    "SELECT budget_usd IS NOT NULL FROM processing_batches WHERE id = :b"),
+                    {"b": batch_id})).scalar())
+            if batch_has_budget:
+                ok = await self.session.execute(sa.text(
+                    "UPDATE processing_batches SET reserved_usd = reserved_usd + :x"
+                    " WHERE id = :b AND spent_usd + reserved_usd + :x <= budget_usd"
+                    " RETURNING id"), {"b": batch_id, "x": amount})
+                if ok.first() is None:
+                    raise BudgetExceeded("batch", amount)
         params = {"d": day, "x": amount, "default": self.default_daily, "key": DAILY_BUDGET}
         ok = (await self.session.execute(_RESERVE_DAY, params)).first()
         if ok is None:
@@ -110,25 +175,34 @@ class BudgetLedger:
             ok = (await self.session.execute(_RESERVE_DAY, params)).first()
             if ok is None:
                 raise BudgetExceeded("daily", amount)
-        if batch_id is not None:
-            budgeted = (await self.session.execute(sa.text(
-                "SELECT budget_usd IS NOT NULL FROM processing_batches WHERE id = :b"),
-                {"b": batch_id})).scalar()
-            if budgeted:
-                # Only a batch with its own budget is checked, and locked, here.
-                ok = await self.session.execute(sa.text(
-                    "UPDATE processing_batches SET reserved_usd = reserved_usd + :x"
-                    " WHERE id = :b AND spent_usd + reserved_usd + :x <= budget_usd"
-                    " RETURNING id"), {"b": batch_id, "x": amount})
-                if ok.first() is None:
-                    raise BudgetExceeded("batch", amount)
-        ledger_id = (await self.session.execute(sa.text(
-            "INSERT INTO budget_ledger (day, batch_id, run_id, job_id, model_name, call_kind,"
-            " status, reserved_usd, expires_at) VALUES (:d, :b, :r, :j, :m, :k, 'reserved', :x,"
-            " now() + make_interval(secs => :ttl)) RETURNING id"),
-            {"d": day, "b": batch_id, "r": run_id, "j": job_id, "m": model_name,
-             "k": call_kind, "x": amount, "ttl": ttl_seconds})).scalar_one()
         return Reservation(int(ledger_id), amount, day)
+
+    async def _reserve_one(self, day: date, amount: Decimal, model_name: str, call_kind: str,
+                           batch_id: int | None, run_id: int | None, job_id: int | None,
+                           ttl_seconds: int) -> Reservation:
+        params = {"d": day, "x": amount, "default": self.default_daily, "key": DAILY_BUDGET,
+                  "b": batch_id, "r": run_id, "j": job_id, "m": model_name, "k": call_kind,
+                  "ttl": ttl_seconds}
+        ledger_id = (await self.session.execute(_RESERVE_ONE, params)).scalar_one_or_none()
+        if ledger_id is None:
+            # The day's row may not exist yet (first call of the day): create it, try again.
+            await self.session.execute(sa.text(
+                "INSERT INTO budget_days (day) VALUES (:d) ON CONFLICT (day) DO NOTHING"),
+                {"d": day})
+            ledger_id = (await self.session.execute(_RESERVE_ONE, params)).scalar_one_or_none()
+            if ledger_id is None:
+                raise BudgetExceeded("daily", amount)
+        return Reservation(int(ledger_id), amount, day)
+
+    async def settle_call(self, reservation: Reservation, *, actual: Decimal,
+                          input_tokens: int, output_tokens: int, latency_ms: int,
+                          outcome: str, run_id: int) -> bool:
+        """Settle a call of a batch without its own budget and add its usage to the run, in
+        one statement; False when it was settled already."""
+        row = (await self.session.execute(_SETTLE_ONE, {
+            "id": reservation.ledger_id, "a": actual, "i": input_tokens, "o": output_tokens,
+            "outcome": outcome[:200], "l": latency_ms, "r": run_id})).one()
+        return bool(row.settled)
 
     async def settle(self, reservation: Reservation, *, actual: Decimal, input_tokens: int,
                      output_tokens: int, outcome: str,
@@ -170,15 +244,16 @@ class BudgetLedger:
 
     async def _move(self, day: date, batch_id: int | None, *, reserved: Decimal,
                     spent: Decimal) -> None:
-        await self.session.execute(sa.text(
-            "UPDATE budget_days SET reserved_usd = greatest(reserved_usd - :r, 0),"
-            " spent_usd = spent_usd + :s, updated_at = now() WHERE day = :d"),
-            {"d": day, "r": reserved, "s": spent})
+        # Batch before day: the lock order of reserve (job → run → batch → budget day).
         if batch_id is not None:
             await self.session.execute(sa.text(
                 "UPDATE processing_batches SET reserved_usd = greatest(reserved_usd - :r, 0),"
                 " spent_usd = spent_usd + :s WHERE id = :b AND budget_usd IS NOT NULL"),
                 {"b": batch_id, "r": reserved, "s": spent})
+        await self.session.execute(sa.text(
+            "UPDATE budget_days SET reserved_usd = greatest(reserved_usd - :r, 0),"
+            " spent_usd = spent_usd + :s, updated_at = now() WHERE day = :d"),
+            {"d": day, "r": reserved, "s": spent})
 
     async def sweep_expired(self) -> int:
         """Release reservations whose call never settled (the worker died mid-call)."""

@@ -33,6 +33,38 @@ _B = BatchRow.__table__.c  # type: ignore[attr-defined]
 
 ACTIVE_RUN = ("pending", "processing", "waiting_budget")
 
+_FRAGMENT_INSERT = (
+    sa.insert(FragmentRow.__table__)  # type: ignore[arg-type]
+    .returning(FragmentRow.__table__.c.id, FragmentRow.__table__.c.ordinal,  # type: ignore[attr-defined]
+               sort_by_parameter_order=True)
+)
+
+
+async def allocate_codes(executor: Any, categories: Sequence[Category]) -> list[str]:
+    """FRAG_<CAT>_<NNN>: each category's counter row advanced by one UPDATE … RETURNING
+    (never MAX()+1), in a fixed order so concurrent writers cannot deadlock. `executor` is a
+    session or a connection (autocommit: the counter is released right after its statement)."""
+    needed: dict[str, int] = {}
+    for category in categories:
+        needed[category.code] = needed.get(category.code, 0) + 1
+    next_value: dict[str, int] = {}
+    for code in sorted(needed):
+        last = (await executor.execute(sa.text(
+            "UPDATE fragment_code_counters SET last_value = last_value + :n"
+            " WHERE category_code = :c RETURNING last_value"),
+            {"n": needed[code], "c": code})).scalar_one()
+        next_value[code] = int(last) - needed[code] + 1
+    codes = []
+    for category in categories:
+        value = next_value[category.code]
+        next_value[category.code] = value + 1
+        codes.append(f"FRAG_{category.code}_{value:03d}")
+    return codes
+
+
+class RunNotActive(Exception):
+    """The run stopped (cancelled, finished elsewhere) while a chunk was being written."""
+
 
 @dataclass(frozen=True, slots=True)
 class NewBatch:
@@ -246,8 +278,10 @@ class ProcessingRepository:
                 }
             )
         if rows:
+            # Core executemany with RETURNING: one cached statement whatever the row count
+            # (a multi-VALUES ORM insert would be compiled anew for every chunk).
             inserted = await self.session.execute(
-                insert(FragmentRow).values(rows).returning(_F.id, _F.ordinal)
+                _FRAGMENT_INSERT, rows, execution_options={"sort_by_parameter_order": True}
             )
             ids = {row.ordinal: row.id for row in inserted}
             await self._tag([(ids[f.ordinal], f.tags) for f in fragments if f.tags])
@@ -273,15 +307,19 @@ class ProcessingRepository:
                 },
             ).returning(sa.literal_column("(xmax = 0)").label("inserted"))
         )).scalar_one()
-        # An increment under the run's row lock: concurrent chunks of one run count right.
+        # Late in the transaction, so the run row is held only until the commit: an increment
+        # under its lock (concurrent chunks count right) that also proves the run still runs —
+        # a cancelled (skipped) run makes the whole chunk roll back.
         done = (
             await self.session.execute(
                 sa.update(RunRow)
-                .where(_R.id == run_id)
+                .where(_R.id == run_id, _R.status != "skipped")
                 .values(chunks_done=_R.chunks_done + (1 if inserted else 0))
                 .returning(_R.chunks_done, _R.chunk_count)
             )
         ).first()
+        if done is None:
+            raise RunNotActive(run_id)
         grounded = sum(1 for f in fragments if f.is_grounded)
         await self.append_event(
             ctx.batch.id or 0,
@@ -300,27 +338,7 @@ class ProcessingRepository:
 
     async def allocate_codes(self, categories: Sequence[Category]) -> list[str]:
         """FRAG_<CAT>_<NNN> from counters advanced atomically (never MAX()+1)."""
-        needed: dict[str, int] = {}
-        for category in categories:
-            needed[category.code] = needed.get(category.code, 0) + 1
-        next_value: dict[str, int] = {}
-        for code in sorted(needed):  # a fixed lock order: concurrent writers cannot deadlock
-            last = (
-                await self.session.execute(
-                    sa.text(
-                        "UPDATE fragment_code_counters SET last_value = last_value + :n"
-                        " WHERE category_code = :c RETURNING last_value"
-                    ),
-                    {"n": needed[code], "c": code},
-                )
-            ).scalar_one()
-            next_value[code] = int(last) - needed[code] + 1
-        codes = []
-        for category in categories:
-            value = next_value[category.code]
-            next_value[category.code] = value + 1
-            codes.append(f"FRAG_{category.code}_{value:03d}")
-        return codes
+        return await allocate_codes(self.session, categories)
 
     async def _tag(self, tagged: list[tuple[int, tuple[str, ...]]]) -> None:
         names = sorted({tag for _, tags in tagged for tag in tags})
@@ -478,27 +496,13 @@ class ProcessingRepository:
         self, batch_id: int, kind: str, run_id: int | None, payload: dict[str, Any]
     ) -> int:
         """Store a progress event with the batch's next seq (gap-free, in this transaction)."""
-        seq = (
-            await self.session.execute(
-                sa.text(
-                    "UPDATE processing_batches SET event_seq = event_seq + 1 WHERE id = :b"
-                    " RETURNING event_seq"
-                ),
-                {"b": batch_id},
-            )
-        ).scalar_one()
-        await self.session.execute(
-            sa.text(
-                "INSERT INTO batch_events (batch_id, seq, kind, run_id, payload)"
-                " VALUES (:b, :s, :k, :r, CAST(:p AS jsonb))"
-            ),
-            {
-                "b": batch_id,
-                "s": seq,
-                "k": kind,
-                "r": run_id,
-                "p": json.dumps(payload, default=str),
-            },
-        )
+        # One statement: the batch row (its seq counter) is held for the least time.
+        seq = (await self.session.execute(sa.text(
+            "WITH next AS (UPDATE processing_batches SET event_seq = event_seq + 1"
+            " WHERE id = :b RETURNING event_seq)"
+            " INSERT INTO batch_events (batch_id, seq, kind, run_id, payload)"
+            " SELECT :b, next.event_seq, :k, :r, CAST(:p AS jsonb) FROM next RETURNING seq"),
+            {"b": batch_id, "k": kind, "r": run_id,
+             "p": json.dumps(payload, default=str)})).scalar_one()
         self.session.info.setdefault("mmos_events", []).append((batch_id, int(seq)))
         return int(seq)

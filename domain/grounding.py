@@ -166,19 +166,31 @@ def _index(source: str, casefold: bool) -> _Normalised:
 
 
 def _exact(index: _Normalised, needle: str, hint: tuple[int, int] | None) -> tuple[int, int] | None:
+    if hint is not None:
+        # Most quotes sit in their own chunk: a clean whole-word match there ends the search
+        # without scanning (and ranking every copy in) the rest of a long source.
+        lo, hi = index.position(hint[0]), index.position(hint[1])
+        local = _best_occurrence(index, needle, hint, lo, hi)
+        if local is not None and not local[0]:
+            return local[2], local[3]
+    found = _best_occurrence(index, needle, hint, 0, len(index.text))
+    return None if found is None else (found[2], found[3])
+
+
+def _best_occurrence(index: _Normalised, needle: str, hint: tuple[int, int] | None, lo: int,
+                     hi: int) -> tuple[bool, int, int, int] | None:
+    """The best occurrence of `needle` within normalised [lo, hi): whole words first, then
+    nearest to the hint; as (cuts_word, distance, start, end) in original offsets."""
     candidates: list[tuple[bool, int, int, int]] = []
-    position = index.text.find(needle)
+    position = index.text.find(needle, lo, hi)
     while position >= 0 and len(candidates) < _MAX_OCCURRENCES:
         end = position + len(needle)
         if _whole_characters(index, position, end):
             start, stop = index.original(position, end)
             cuts_word = _inside_word(index.text, position) or _inside_word(index.text, end)
             candidates.append((cuts_word, _distance(start, stop, hint), start, stop))
-        position = index.text.find(needle, position + 1)
-    if not candidates:
-        return None
-    _, _, start, stop = min(candidates)
-    return start, stop
+        position = index.text.find(needle, position + 1, hi)
+    return min(candidates) if candidates else None
 
 
 def _whole_characters(index: _Normalised, start: int, end: int) -> bool:

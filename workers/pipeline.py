@@ -15,7 +15,13 @@ import sqlalchemy as sa
 from db.budget import BudgetExceeded, BudgetLedger, Reservation
 from db.catalog import spec_of
 from db.jobs import ClaimedJob, JobQueue
-from db.processing import ChunkUsage, ProcessingRepository, RunContext
+from db.processing import (
+    ChunkUsage,
+    ProcessingRepository,
+    RunContext,
+    RunNotActive,
+    allocate_codes,
+)
 from domain.chunking import Chunk, chunk_text, split_chunk
 from domain.extraction import PreparedFragment, prepare_fragments
 from domain.llm import (
@@ -127,6 +133,20 @@ class Pipeline:
         if events and self.hooks.events_committed is not None:
             await _maybe_await(self.hooks.events_committed(events))
         return result
+
+    async def _autocommit(self, work: Callable[[Any], Any]) -> Any:
+        """Run single-statement work on an autocommit connection (retried on deadlocks)."""
+        for attempt in range(TX_RETRIES):
+            try:
+                async with self.runtime.engine.connect() as connection:
+                    connection = await connection.execution_options(
+                        isolation_level="AUTOCOMMIT")
+                    return await work(connection)
+            except sa.exc.DBAPIError as exc:
+                if _sqlstate(exc) not in RETRYABLE_SQLSTATES or attempt == TX_RETRIES - 1:
+                    raise
+                await asyncio.sleep(0.05 * (attempt + 1) * (1 + random.random()))
+        raise AssertionError("unreachable")
 
     def _ledger(self, session: Any) -> BudgetLedger:
         return BudgetLedger(session, self.settings.daily_budget_usd,
@@ -297,23 +317,31 @@ class Pipeline:
             raise RunCancelled()
         # Codes come from hot counter rows: take them in a transaction of their own
         # so the counters are never held while the chunk is written.
-        codes = await self._commit(lambda s: ProcessingRepository(s).allocate_codes(
-            [fragment.category for fragment in fragments]))
+        codes = await self._allocate_codes(fragments)
         await self._commit(lambda s: self._save_chunk(s, ctx, chunk, fragments, usage, codes))
         await self._cost_guard(ctx, limit)
+
+    async def _allocate_codes(self, fragments: list[PreparedFragment]) -> list[str]:
+        """Fragment codes from the counter rows, each advanced by one autocommit statement:
+        the shared counters are never held across a transaction (gaps are fine, collisions
+        impossible)."""
+        async with self.runtime.engine.connect() as connection:
+            connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
+            return await allocate_codes(connection, [f.category for f in fragments])
 
     @staticmethod
     async def _save_chunk(session: Any, ctx: RunContext, chunk: Chunk,
                           fragments: list[PreparedFragment], usage: _Usage,
                           codes: list[str]) -> int:
         repository = ProcessingRepository(session)
-        # Holding the run row: once cancelBatch has skipped the run, no fragment and no event
-        # of it lands after the batch's CANCELLED event.
-        if await repository.run_status(ctx.run.id or 0, lock=True) == "skipped":
-            raise RunCancelled()
-        return await repository.save_chunk(
-            ctx, chunk_index=chunk.index, char_start=chunk.start, char_end=chunk.end,
-            fragments=fragments, usage=usage.frozen(), codes=codes)
+        # save_chunk rolls back when the run is no longer processing: once cancelBatch has
+        # skipped the run, no fragment and no event of it lands after CANCELLED.
+        try:
+            return await repository.save_chunk(
+                ctx, chunk_index=chunk.index, char_start=chunk.start, char_end=chunk.end,
+                fragments=fragments, usage=usage.frozen(), codes=codes)
+        except RunNotActive:
+            raise RunCancelled() from None
 
     async def _extract(self, ctx: RunContext, chunk: Chunk, flags: _Flags, *,
                        allow_split: bool, ordinal: int = 0
@@ -408,10 +436,16 @@ class Pipeline:
             return await self._ledger(session).reserve(
                 amount=worst, model_name=ctx.model.name, call_kind=kind,
                 batch_id=ctx.batch.id, run_id=ctx.run.id, job_id=None,
-                ttl_seconds=self.settings.reservation_ttl_seconds)
+                ttl_seconds=self.settings.reservation_ttl_seconds,
+                batch_has_budget=ctx.batch.budget_usd is not None)
 
         try:
-            reservation: Reservation = await self._commit(work)
+            if ctx.batch.budget_usd is None:
+                # Statements in autocommit: the shared budget day row is held for one
+                # statement, not for a transaction's round trips.
+                reservation: Reservation = await self._autocommit(work)
+            else:
+                reservation = await self._commit(work)
         except BudgetExceeded as exc:
             raise BudgetPause(str(exc), exc.needed) from None
         return reservation
@@ -421,6 +455,14 @@ class Pipeline:
         call = _Usage(response.input_tokens, response.output_tokens, response.cost_usd,
                       response.latency_ms, 1)
         usage.add(call)
+
+        if ctx.batch.budget_usd is None:
+            # The common case: one autocommit statement settles and counts the call.
+            await self._autocommit(lambda connection: self._ledger(connection).settle_call(
+                reservation, actual=response.cost_usd, input_tokens=response.input_tokens,
+                output_tokens=response.output_tokens, latency_ms=response.latency_ms,
+                outcome=kind, run_id=ctx.run.id or 0))
+            return
 
         async def work(session: Any) -> None:
             await self._ledger(session).settle(
