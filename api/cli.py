@@ -76,8 +76,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     import threading
 
     from api.logging import configure_logging
-    from api.wiring import InProcessWorker, make_host, model_client
-    from domain.llm import ModelSpec
+    from api.wiring import InProcessWorker, make_host, warm_up_model_client
     from workers.broker import setup_broker
     from workers.host import install_host
 
@@ -96,7 +95,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         settings = settings.model_copy(update={"worker_threads": args.threads})
     # Load LiteLLM and its tokenizer before consuming: seconds of CPU that, left to the first
     # job, freeze the actors' shared event loop and with it this process's lease renewals.
-    model_client().count_tokens(ModelSpec(name="warm-up", litellm_model="gpt-4o-mini"), "warm-up")
+    warm_up_model_client()
     broker = setup_broker(settings.redis_url)
     host = install_host(make_host(settings, database_url))
     worker = InProcessWorker(broker, host, settings.worker_threads)

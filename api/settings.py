@@ -8,7 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -68,6 +68,15 @@ class Settings(BaseSettings):
     progress_poll_seconds: float = Field(default=5.0, gt=0)
     progress_stream_maxlen: int = Field(default=10_000, ge=100)
     progress_stream_ttl_seconds: int = Field(default=7 * 86_400, ge=60)
+
+    @model_validator(mode="after")
+    def _reservations_outlive_calls(self) -> Settings:
+        # A reservation released while its call still runs would let spend pass the budget.
+        if self.reservation_ttl_seconds <= self.llm_timeout_seconds:
+            raise ValueError(
+                f"MMOS_RESERVATION_TTL_SECONDS ({self.reservation_ttl_seconds}) must be longer "
+                f"than MMOS_LLM_TIMEOUT_SECONDS ({self.llm_timeout_seconds})")
+        return self
 
     @field_validator("database_url")
     @classmethod

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from typing import Any
 
 from api.bootstrap import Runtime, on_startup, start_runtime
@@ -26,6 +27,15 @@ def model_client() -> Any:
     from workers.gateway import LiteLLMClient
 
     return LiteLLMClient()
+
+
+def warm_up_model_client() -> None:
+    """Load LiteLLM and its tokenizer (seconds of CPU) before the first job needs them: left
+    to the first job, the import freezes the actors' event loop and its lease renewals."""
+    from domain.llm import ModelSpec
+
+    model_client().count_tokens(ModelSpec(name="warm-up", litellm_model="gpt-4o-mini"),
+                                "warm-up")
 
 
 def make_host(settings: Settings, database_url: str, *, sweep: bool = True,
@@ -84,6 +94,8 @@ async def attach_processing(runtime: Runtime, database_url: str, *,
     if in_process_worker:
         host = install_host(make_host(settings, database_url, client_factory=client_factory))
         worker = InProcessWorker(broker, host, settings.worker_threads)
+        # In a background thread: the server answers at once, the workers get a warm client.
+        threading.Thread(target=warm_up_model_client, name="mmos-warm-up", daemon=True).start()
         worker.start()
         runtime.services["worker"] = worker
         log.info("processing in process with %d worker threads", settings.worker_threads)

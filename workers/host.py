@@ -57,6 +57,8 @@ class WorkerHost:
                 return
             self.runtime = await self.runtime_factory()
             self.dispatcher = Dispatcher(self.runtime)
+            # Work started from this process (strategy steps, resumes) is sent from here too.
+            self.runtime.services.setdefault("dispatcher", self.dispatcher)
             if self.hooks.wake is None:
                 self.hooks.wake = self.dispatcher.send
             self.pipeline = Pipeline(self.runtime, self.client_factory(), self.worker_id,
@@ -142,6 +144,11 @@ async def sweep_once(runtime: Any, dispatcher: Dispatcher | None) -> dict[str, i
                     await repository.finish_run(ctx, "failed",
                                                 "the worker stopped responding on every attempt")
         unsent = await queue.unsent(older_than_seconds=max(60.0, settings.job_lease_seconds))
+    events = list(session.info.get("mmos_events", []))
+    if events:  # runs the sweeper closed reach subscribers now, not at their next poll
+        from workers.pipeline import publish_committed
+
+        await publish_committed(runtime, events)
     if dispatcher is not None and unsent:
         await dispatcher.send(unsent)
     return {"requeued_or_failed": len(dead), "released": released, "resumed": len(resumed),
