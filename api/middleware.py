@@ -56,7 +56,9 @@ class RequestContextMiddleware:
                 await self.app(scope, receive, send)
                 return
             declared = headers.get(b"content-length")
-            if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+            too_big = (declared is not None and declared.isascii() and declared.isdigit()
+                       and int(declared) > self.max_body_bytes)
+            if too_big:
                 for message in _json_response(
                     413,
                     {

@@ -24,6 +24,7 @@ from domain.prompt import PROMPT_VERSION, prompt_hash
 
 MAX_MODELS = 10
 MAX_SOURCES = 500
+MAX_BATCH_BUDGET = Decimal(1_000_000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,8 +51,10 @@ async def start_processing(runtime: Runtime, *, source_ids: list[int], model_nam
         issues.append(FieldIssue((*path, "models"), f"may name at most {MAX_MODELS} models"))
     if len(source_ids) > MAX_SOURCES:
         issues.append(FieldIssue((*path, "sourceIds"), f"may name at most {MAX_SOURCES}"))
-    if budget_usd is not None and budget_usd <= 0:
-        issues.append(FieldIssue((*path, "budgetUsd"), "must be positive"))
+    if budget_usd is not None and (not budget_usd.is_finite() or not
+                                   Decimal(0) < budget_usd <= MAX_BATCH_BUDGET):
+        issues.append(FieldIssue((*path, "budgetUsd"),
+                                 f"must be a positive amount up to {MAX_BATCH_BUDGET}"))
     if issues:
         raise InvalidInput(issues)
     async with runtime.transaction() as session:

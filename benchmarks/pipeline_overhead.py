@@ -21,14 +21,17 @@ from decimal import Decimal
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 ADMIN_DSN = os.environ.get("MMOS_BENCH_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
 def _paragraphs(code: str, count: int) -> list[str]:
-    """75-135-token paragraphs (one chunk each at 150 tokens) of interview sentences, each sentence made unique (a real
-    source rarely repeats itself; repeated quotes would make grounding search every copy)."""
+    """75-135-token paragraphs (one chunk each at 150 tokens) of interview sentences, each
+    made unique (a real source rarely repeats itself; repeated quotes would make grounding
+    search every copy)."""
     from api.demo_data import load_samples
     from domain.chunking import sentence_spans
 
     text = load_samples()[0]["content"]
-    sentences = [text[s.start:s.end].strip() for s in sentence_spans(text)]
+    sentences = [text[s.start : s.end].strip() for s in sentence_spans(text)]
     sentences = [s for s in sentences if 40 <= len(s) <= 200 and s[-1] in ".!?"]
     paragraphs, index = [], 0
     for number in range(count):
@@ -50,8 +53,18 @@ def _free_port() -> int:
 def _start_provider(latency: float) -> tuple[subprocess.Popen[bytes], str]:
     port = _free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.support.fake_provider", "--port", str(port),
-         "--latency", str(latency)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "tests.support.fake_provider",
+            "--port",
+            str(port),
+            "--latency",
+            str(latency),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         try:
@@ -74,10 +87,17 @@ async def _direct(api_base: str, texts: list[str], concurrency: int) -> float:
     async def one(text: str) -> None:
         async with gate:
             response = await litellm.acompletion(
-                model="openai/gpt-4o-mini", api_base=api_base, api_key="sk-local",
+                model="openai/gpt-4o-mini",
+                api_base=api_base,
+                api_key="sk-local",
                 messages=build_messages(text, language="en", source_type="interview"),
-                max_tokens=1024, temperature=0.0, num_retries=0, max_retries=0,
-                response_format={"type": "json_object"}, timeout=60)
+                max_tokens=1024,
+                temperature=0.0,
+                num_retries=0,
+                max_retries=0,
+                response_format={"type": "json_object"},
+                timeout=60,
+            )
             assert response.choices[0].message.content
 
     started = time.perf_counter()
@@ -96,28 +116,55 @@ async def _pipeline(url: str, api_base: str, chunks: int, concurrency: int) -> t
     from workers.gateway import LiteLLMClient
     from workers.pipeline import Pipeline
 
-    settings = Settings(env="test", database_url=url, llm_concurrency=concurrency,
-                        chunk_max_tokens=150, chunk_overlap_tokens=0, max_output_tokens=1024,
-                        _env_file=None)  # type: ignore[call-arg]
+    settings = Settings(
+        env="test",
+        database_url=url,
+        llm_concurrency=concurrency,
+        chunk_max_tokens=150,
+        chunk_overlap_tokens=0,
+        max_output_tokens=1024,
+        _env_file=None,
+    )  # type: ignore[call-arg]
     runtime = await start_runtime(settings, database_url=url, pool_size=concurrency + 4)
     try:
         async with runtime.transaction() as session:
-            await ModelRepository(session).register({
-                "name": "bench-mini", "litellm_model": "openai/gpt-4o-mini",
-                "api_base": api_base, "input_cost_per_million": Decimal("0.15"),
-                "output_cost_per_million": Decimal("0.6"), "price_source": "override",
-                "context_window": 128000, "max_output_tokens": 1024})
+            await ModelRepository(session).register(
+                {
+                    "name": "bench-mini",
+                    "litellm_model": "openai/gpt-4o-mini",
+                    "api_base": api_base,
+                    "input_cost_per_million": Decimal("0.15"),
+                    "output_cost_per_million": Decimal("0.6"),
+                    "price_source": "override",
+                    "context_window": 128000,
+                    "max_output_tokens": 1024,
+                }
+            )
         client = LiteLLMClient()
         pipeline = Pipeline(runtime, client, owner="bench")
 
         async def run(code: str, count: int) -> tuple[float, int]:
             content = "\n\n".join(_paragraphs(code, count))
             async with runtime.transaction() as session:
-                source = await SourceRepository(session).add(validate_new_source({
-                    "source_code": code, "title": "bench", "source_type": "interview",
-                    "content": content, "language": "en"}, SourceLimits()))
-            await start_processing(runtime, source_ids=[source.id or 0],
-                                   model_names=["bench-mini"], strategy=None, budget_usd=None)
+                source = await SourceRepository(session).add(
+                    validate_new_source(
+                        {
+                            "source_code": code,
+                            "title": "bench",
+                            "source_type": "interview",
+                            "content": content,
+                            "language": "en",
+                        },
+                        SourceLimits(),
+                    )
+                )
+            await start_processing(
+                runtime,
+                source_ids=[source.id or 0],
+                model_names=["bench-mini"],
+                strategy=None,
+                budget_usd=None,
+            )
             started = time.perf_counter()
             async with runtime.transaction() as session:
                 job = await JobQueue(session).claim("bench", 600)
@@ -128,9 +175,12 @@ async def _pipeline(url: str, api_base: str, chunks: int, concurrency: int) -> t
             async with runtime.read() as session:
                 from sqlalchemy import text
 
-                done = (await session.execute(text(
-                    "SELECT chunks_done FROM source_processing WHERE source_id = :s"),
-                    {"s": source.id})).scalar_one()
+                done = (
+                    await session.execute(
+                        text("SELECT chunks_done FROM source_processing WHERE source_id = :s"),
+                        {"s": source.id},
+                    )
+                ).scalar_one()
             return elapsed, int(done)
 
         await run("BENCH_WARMUP", concurrency)  # imports and caches, as the direct warm-up
@@ -162,23 +212,30 @@ def main() -> None:
     provider, api_base = _start_provider(args.latency)
     try:
         texts = _paragraphs("DIRECT", args.chunks)
-        asyncio.run(_direct(api_base, texts[:args.concurrency], args.concurrency))  # warm up
+        asyncio.run(_direct(api_base, texts[: args.concurrency], args.concurrency))  # warm up
         direct = asyncio.run(_direct(api_base, texts, args.concurrency))
         pipeline, chunks = asyncio.run(_pipeline(url, api_base, args.chunks, args.concurrency))
     finally:
         provider.terminate()
         asyncio.run(_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
     ideal = args.chunks / args.concurrency * args.latency
-    print(f"pipeline overhead benchmark: {args.chunks} calls, concurrency {args.concurrency}, "
-          f"provider latency {args.latency * 1000:.0f} ms")
+    print(
+        f"pipeline overhead benchmark: {args.chunks} calls, concurrency {args.concurrency}, "
+        f"provider latency {args.latency * 1000:.0f} ms"
+    )
     print(f"  ideal (calls / concurrency x latency): {ideal:7.3f} s")
-    print(f"  direct litellm.acompletion:            {direct:7.3f} s  "
-          f"({direct / ideal:.2f}x ideal)")
-    print(f"  MMOS pipeline ({chunks} chunks):          {pipeline:7.3f} s  "
-          f"({pipeline / ideal:.2f}x ideal)")
+    print(
+        f"  direct litellm.acompletion:            {direct:7.3f} s  ({direct / ideal:.2f}x ideal)"
+    )
+    print(
+        f"  MMOS pipeline ({chunks} chunks):          {pipeline:7.3f} s  "
+        f"({pipeline / ideal:.2f}x ideal)"
+    )
     print(f"  pipeline / direct:                     {pipeline / direct:7.3f}x  (target <= 1.2x)")
-    print(f"  overhead per call: {(pipeline - direct) / args.chunks * 1000:.2f} ms wall, "
-          f"{(pipeline - direct) / args.chunks * args.concurrency * 1000:.1f} ms per call slot")
+    print(
+        f"  overhead per call: {(pipeline - direct) / args.chunks * 1000:.2f} ms wall, "
+        f"{(pipeline - direct) / args.chunks * args.concurrency * 1000:.1f} ms per call slot"
+    )
 
 
 if __name__ == "__main__":

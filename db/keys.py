@@ -67,7 +67,7 @@ class KeyRepository:
     async def revoke(self, ident: str) -> int:
         """Revoke by id, prefix or name; returns how many keys were revoked."""
         condition = sa.or_(_K.prefix == ident, _K.name == ident)
-        if ident.isdigit():
+        if ident.isascii() and ident.isdigit() and len(ident) < 19:
             condition = sa.or_(condition, _K.id == int(ident))
         result = await self.session.execute(sa.update(ApiKeyRow).where(
             condition, _K.revoked_at.is_(None)).values(revoked_at=sa.func.now()))

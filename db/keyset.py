@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from domain.errors import InvalidInput
 
 MAX_PAGE = 100
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 DEFAULT_PAGE = 20
 
 
@@ -84,13 +85,19 @@ def decode_cursor(cursor: str, order: str, key: SortKey, arg: str) -> tuple[Any,
         value, row_id = data["k"]
         if data["o"] != order or not isinstance(row_id, int) or isinstance(row_id, bool):
             raise bad
+        if not _INT64_MIN <= row_id <= _INT64_MAX:
+            raise bad
         if key.kind == "datetime":
             value = datetime.fromisoformat(value)
         elif key.kind == "int":
             if not isinstance(value, int) or isinstance(value, bool):
                 raise bad
-        elif not isinstance(value, str):
+            if not _INT64_MIN <= value <= _INT64_MAX:
+                raise bad
+        elif not isinstance(value, str) or "\x00" in value:
             raise bad
+        else:
+            value.encode("utf-8")  # a lone surrogate raises UnicodeError: bad cursor
     except (ValueError, KeyError, TypeError, binascii.Error, UnicodeError):
         raise bad from None
     return value, row_id

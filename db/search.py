@@ -143,7 +143,8 @@ def decode_cursor(cursor: str, fingerprint: str) -> tuple[float, int]:
         valid = (data["o"] == "RANK" and data["q"] == fingerprint
                  and isinstance(rank, int | float) and not isinstance(rank, bool)
                  and math.isfinite(rank)
-                 and isinstance(row_id, int) and not isinstance(row_id, bool))
+                 and isinstance(row_id, int) and not isinstance(row_id, bool)
+                 and -(2**63) <= row_id < 2**63)
     except (ValueError, KeyError, TypeError, binascii.Error, UnicodeError):
         raise bad from None
     if not valid:

@@ -13,6 +13,7 @@ import strawberry
 from strawberry import relay
 
 from api.errors import public
+from api.ids import as_pk
 from api.pagination import CountedConnection, build_connection
 from api.types.enums import Category, RelationshipType
 from api.types.enums import VerificationStatus as VerificationStatusEnum
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
 
 
 def _node_ids(node_ids: Iterable[str]) -> list[int]:
-    return [int(i) if str(i).isdigit() and len(str(i)) < 19 else -1 for i in node_ids]
+    return [as_pk(i) for i in node_ids]
 
 
 @strawberry.enum(description="A reviewer's decision on a fragment.")

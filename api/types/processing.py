@@ -12,7 +12,7 @@ import sqlalchemy as sa
 import strawberry
 from strawberry import relay
 
-from api.ids import parse_id
+from api.ids import as_pk, parse_id
 from api.pagination import CountedConnection
 from api.types.enums import (
     BatchStatus,
@@ -146,7 +146,7 @@ class Run(relay.Node):
                 RunRow.__table__.c.id.in_(ids)))  # type: ignore[attr-defined]
             return {row.id: row for row in rows.scalars()}
 
-        ids = [int(i) if str(i).isdigit() and len(str(i)) < 19 else -1 for i in node_ids]
+        ids = [as_pk(i) for i in node_ids]
         rows = await info.context.loaders.get("run", fetch).load_many(ids)
         return [cls.from_row(row) if row else None for row in rows]
 
@@ -209,7 +209,7 @@ class Batch(relay.Node):
     @classmethod
     async def resolve_nodes(cls, *, info: strawberry.Info, node_ids: Iterable[str],
                             required: bool = False) -> list[Batch | None]:
-        ids = [int(i) if str(i).isdigit() and len(str(i)) < 19 else -1 for i in node_ids]
+        ids = [as_pk(i) for i in node_ids]
         rows = await info.context.loaders.get("batch", _batches).load_many(ids)
         return [cls.from_row(row) if row else None for row in rows]
 
@@ -311,7 +311,7 @@ class Fragment(relay.Node):
                 FragmentRow.__table__.c.id.in_(ids)))  # type: ignore[attr-defined]
             return {row.id: row for row in rows.scalars()}
 
-        ids = [int(i) if str(i).isdigit() and len(str(i)) < 19 else -1 for i in node_ids]
+        ids = [as_pk(i) for i in node_ids]
         rows = await info.context.loaders.get("fragment", fetch).load_many(ids)
         return [cls.from_row(row) if row else None for row in rows]
 

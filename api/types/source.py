@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import strawberry
 from strawberry import relay
 
+from api.ids import as_pk
 from api.pagination import CountedConnection
 from api.types.enums import (
     ExtractionPriority,
@@ -109,7 +110,7 @@ class Source(relay.Node):
     @classmethod
     async def resolve_nodes(cls, *, info: strawberry.Info, node_ids: Iterable[str],
                             required: bool = False) -> list[Source | None]:
-        ids = [int(i) if str(i).isdigit() and len(str(i)) < 19 else -1 for i in node_ids]
+        ids = [as_pk(i) for i in node_ids]
         rows = await info.context.loaders.source.load_many(ids)
         return [cls.from_row(row) if row is not None else None for row in rows]
 

@@ -1,0 +1,1 @@
+"""Property-based fuzzing of the whole GraphQL schema (discovered from introspection)."""
