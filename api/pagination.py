@@ -32,3 +32,15 @@ def build_connection(cls: type[Any], page: Page, to_node: Callable[[Any], Any]) 
         ),
         total_count=page.total_count,
     )
+
+
+def wants_total(info: Any) -> bool:
+    """Whether the connection's `totalCount` is selected (directly or through fragments)."""
+    stack = list(getattr(info, "selected_fields", None) or [])
+    while stack:
+        field = stack.pop()
+        for selection in getattr(field, "selections", None) or []:
+            if getattr(selection, "name", None) == "totalCount":
+                return True
+            stack.append(selection)
+    return False

@@ -30,12 +30,13 @@ class SortKey:
 
 @dataclass(frozen=True, slots=True)
 class PageRequest:
-    """Validated Relay arguments."""
+    """Validated Relay arguments; `count` is False when nobody asked for totalCount."""
 
     first: int | None = None
     after: str | None = None
     last: int | None = None
     before: str | None = None
+    count: bool = True
 
 
 @dataclass(slots=True)
@@ -141,10 +142,12 @@ async def paginate(session: AsyncSession, query: sa.Select[Any], *, entity_id: A
     entities = [row[0] for row in rows]
     cursors = [encode_cursor(order, row[-1], row[0].id) for row in rows]
 
-    total_stmt = count_query if count_query is not None else query
-    total = (await session.execute(
-        sa.select(sa.func.count()).select_from(total_stmt.order_by(None).subquery())
-    )).scalar_one()
+    total = -1
+    if page.count:  # a COUNT over the whole filtered set: only when it is selected
+        total_stmt = count_query if count_query is not None else query
+        total = (await session.execute(
+            sa.select(sa.func.count()).select_from(total_stmt.order_by(None).subquery())
+        )).scalar_one()
     return Page(
         rows=entities,
         cursors=cursors,

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import strawberry
 
 from api.errors import public
 from api.ids import parse_id
 from api.mutations.processing import read_budget
-from api.pagination import build_connection
+from api.pagination import build_connection, wants_total
 from api.types.enums import BatchStatus
 from api.types.processing import (
     Batch,
@@ -56,7 +58,8 @@ class ProcessingQueries:
                       before: str | None = None, status: list[BatchStatus] | None = None,
                       model: str | None = None) -> BatchConnection:
         try:
-            page = validate_page(first, after, last, before)
+            page = replace(validate_page(first, after, last, before),
+                           count=wants_total(info))
             async with info.context.runtime.read() as session:
                 result = await list_batches(
                     session, status=[str(s) for s in status] if status else None,
@@ -72,7 +75,8 @@ class ProcessingQueries:
                         order_by: FragmentOrder | None = None) -> FragmentConnection:
         order = order_by or FragmentOrder()
         try:
-            page = validate_page(first, after, last, before)
+            page = replace(validate_page(first, after, last, before),
+                           count=wants_total(info))
             spec = filter.to_spec() if filter else None
             async with info.context.runtime.read() as session:
                 result = await list_fragments(session, spec, str(order.field),

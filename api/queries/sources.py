@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import strawberry
 
 from api.errors import public
 from api.ids import parse_id
-from api.pagination import build_connection
+from api.pagination import build_connection, wants_total
 from api.types.enums import OrderDirection
 from api.types.source import Source, SourceConnection, SourceFilter, SourceOrder
 from db.keyset import validate_page
@@ -44,7 +46,8 @@ class SourceQueries:
     ) -> SourceConnection:
         order = order_by or SourceOrder()
         try:
-            page = validate_page(first, after, last, before)
+            page = replace(validate_page(first, after, last, before),
+                           count=wants_total(info))
             async with info.context.runtime.read() as session:
                 result = await SourceRepository(session).list(
                     filter.to_spec() if filter else None,

@@ -358,7 +358,9 @@ async def test_a_killed_worker_run_is_reclaimed_after_its_lease_without_paying_t
     content = long_text(6)
     [source] = await create_sources(gql, [content], "HIGH", "KILL")
     one_at_a_time = {"MMOS_LLM_CONCURRENCY": "1",
-                     "MMOS_RESERVATION_TTL_SECONDS": str(RESERVATION_TTL_SECONDS)}
+                     "MMOS_RESERVATION_TTL_SECONDS": str(RESERVATION_TTL_SECONDS),
+                     # Reservations must outlive calls: a short call timeout goes with it.
+                     "MMOS_LLM_TIMEOUT_SECONDS": "20"}
     doomed = fleet.spawn("doomed", **one_at_a_time)
     doomed.wait_ready()
     batch_id = await process(control, [source])
