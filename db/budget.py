@@ -73,6 +73,8 @@ _RESERVE_ONE = sa.text(f"""
 WITH reserved AS (
     UPDATE budget_days SET reserved_usd = reserved_usd + :x, updated_at = now()
     WHERE day = :d AND ({_LIMIT} IS NULL OR spent_usd + reserved_usd + :x <= {_LIMIT})
+      AND NOT EXISTS (SELECT 1 FROM source_processing
+                      WHERE id = CAST(:r AS bigint) AND status = 'skipped')
     RETURNING day)
 INSERT INTO budget_ledger (day, batch_id, run_id, job_id, model_name, call_kind, status,
                            reserved_usd, expires_at)

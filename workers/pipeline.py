@@ -266,9 +266,11 @@ class Pipeline:
         spec = spec_of(ctx.model)
         room = spec.context_window - self._max_tokens(ctx) - PROMPT_OVERHEAD_TOKENS
         budget = max(100, min(self.settings.chunk_max_tokens, room))
+        # Chunks are planned with the cheap estimate (about 4 characters a token): thousands of
+        # tokenizer calls per long source would cost more than they buy, since chunk budgets
+        # sit far below context windows. Reservations still count each prompt exactly.
         return chunk_text(ctx.source.content, max_tokens=budget,
-                          overlap_tokens=min(self.settings.chunk_overlap_tokens, budget // 4),
-                          count_tokens=lambda text: self.client.count_tokens(spec, text))
+                          overlap_tokens=min(self.settings.chunk_overlap_tokens, budget // 4))
 
     def _max_tokens(self, ctx: RunContext) -> int:
         return min(ctx.model.max_output_tokens, self.settings.max_output_tokens)
@@ -429,15 +431,22 @@ class Pipeline:
 
     async def _reserve(self, ctx: RunContext, worst: Decimal, kind: str) -> Reservation:
         async def work(session: Any) -> Reservation:
-            # Lease renewal notices a cancelled batch only every lease/3 seconds: look before
-            # each call, so a cancelled batch stops spending at once.
-            if await ProcessingRepository(session).run_status(ctx.run.id or 0) == "skipped":
+            # Lease renewal notices a cancelled batch only every lease/3 seconds: each
+            # reservation refuses a skipped run itself, so a cancelled batch stops spending
+            # at once (the one-statement path checks inside its UPDATE).
+            if ctx.batch.budget_usd is not None and await ProcessingRepository(
+                    session).run_status(ctx.run.id or 0) == "skipped":
                 raise RunCancelled()
-            return await self._ledger(session).reserve(
+            try:
+                return await self._ledger(session).reserve(
                 amount=worst, model_name=ctx.model.name, call_kind=kind,
                 batch_id=ctx.batch.id, run_id=ctx.run.id, job_id=None,
                 ttl_seconds=self.settings.reservation_ttl_seconds,
                 batch_has_budget=ctx.batch.budget_usd is not None)
+            except BudgetExceeded:
+                if await ProcessingRepository(session).run_status(ctx.run.id or 0) == "skipped":
+                    raise RunCancelled() from None
+                raise
 
         try:
             if ctx.batch.budget_usd is None:
