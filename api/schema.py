@@ -14,8 +14,10 @@ from strawberry.extensions import (
     MaskErrors,
     MaxAliasesLimiter,
     MaxTokensLimiter,
+    ParserCache,
     QueryDepthLimiter,
     SchemaExtension,
+    ValidationCache,
 )
 from strawberry.schema.config import StrawberryConfig
 
@@ -81,6 +83,9 @@ def _introspection_switch() -> SchemaExtension:
 
 
 EXTENSIONS: list[Callable[[], Any]] = [
+    # Frontends repeat the same documents: parse and validate each distinct one once.
+    lambda: ParserCache(maxsize=256),
+    lambda: ValidationCache(maxsize=256),
     lambda: QueryDepthLimiter(max_depth=_settings().max_query_depth),
     lambda: MaxTokensLimiter(max_token_count=_settings().max_query_tokens),
     lambda: MaxAliasesLimiter(max_alias_count=_settings().max_aliases),
