@@ -66,7 +66,9 @@ def cmd_export_schema(args: argparse.Namespace) -> int:
 
     from api.schema import schema
 
-    sys.stdout.write(print_schema(schema) + "\n")
+    # Exactly the printed SDL (no trailing newline): `mmos export-schema > schema.graphql`
+    # then equals what any tool printing the schema produces.
+    sys.stdout.write(print_schema(schema))
     return 0
 
 

@@ -19,7 +19,7 @@ def test_committed_schema_file_matches_the_served_schema() -> None:
     # Given
     committed = SCHEMA_FILE.read_text(encoding="utf-8")
     # When
-    printed = print_schema(schema) + "\n"
+    printed = print_schema(schema)
     # Then
     assert committed == printed, HOW_TO_FIX
 
