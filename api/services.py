@@ -245,10 +245,5 @@ async def resume_budget_waiters(runtime: Runtime) -> int:
         ledger = BudgetLedger(session, runtime.settings.daily_budget_usd)
         state = await ledger.state()
         resumed = await JobQueue(session).resume_budget_waiters(state.remaining_usd)
-        if resumed:
-            await session.execute(sa.text(
-                "UPDATE source_processing SET status = 'pending', error_message = NULL"
-                " WHERE status = 'waiting_budget' AND id IN (SELECT run_id FROM"
-                " processing_queue WHERE id = ANY(:ids))"), {"ids": resumed})
     await dispatch(runtime, resumed)
     return len(resumed)

@@ -149,14 +149,21 @@ class JobQueue:
         return [row.id for row in result]
 
     async def resume_budget_waiters(self, remaining: Decimal | None) -> list[int]:
-        """Jobs paused for budget whose next call now fits go back to waiting."""
+        """Jobs paused for budget whose next call now fits go back to waiting, their runs to
+        pending; returns the job ids."""
         result = await self.session.execute(sa.text(
             "UPDATE processing_queue SET status = 'waiting', message_sent_at = NULL,"
             " available_at = now(), updated_at = now()"
             " WHERE status = 'waiting_budget' AND (CAST(:remaining AS numeric) IS NULL"
             "  OR coalesce((payload->>'needed_usd')::numeric, 0) <= CAST(:remaining AS numeric))"
             " RETURNING id"), {"remaining": remaining})
-        return [row.id for row in result]
+        resumed = [row.id for row in result]
+        if resumed:  # their runs leave WAITING_BUDGET with them (lock order job → run)
+            await self.session.execute(sa.text(
+                "UPDATE source_processing SET status = 'pending', error_message = NULL"
+                " WHERE status = 'waiting_budget' AND id IN (SELECT run_id FROM"
+                " processing_queue WHERE id = ANY(:ids))"), {"ids": resumed})
+        return resumed
 
     async def counts(self) -> list[tuple[int, str, int, datetime | None]]:
         """(priority, status, count, oldest created_at) for queue status and metrics."""

@@ -131,11 +131,6 @@ async def sweep_once(runtime: Any, dispatcher: Dispatcher | None) -> dict[str, i
         released = await ledger.sweep_expired()
         state = await ledger.state()
         resumed = await queue.resume_budget_waiters(state.remaining_usd)
-        if resumed:
-            await session.execute(sa.text(
-                "UPDATE source_processing SET status = 'pending', error_message = NULL"
-                " WHERE status = 'waiting_budget' AND id IN (SELECT run_id FROM"
-                " processing_queue WHERE id = ANY(:ids))"), {"ids": resumed})
         repository = ProcessingRepository(session)
         for _job_id, run_id in dead:
             if run_id is not None:

@@ -208,6 +208,14 @@ def _amount(value: Decimal | None) -> Decimal | None:
     return value
 
 
+async def _store_amount(info: strawberry.Info, key: str, value: Decimal | None) -> None:
+    """Validate and store an operator-set amount (null removes the limit), by whom."""
+    amount = _amount(value)
+    async with info.context.runtime.transaction() as session:
+        await SettingsStore(session).put(key, None if amount is None else str(amount),
+                                         info.context.principal.name)
+
+
 async def _batches(info: strawberry.Info, ids: list[int]) -> list[Batch]:
     async with info.context.runtime.read() as session:
         rows = [await session.get(BatchRow, batch_id) for batch_id in ids]
@@ -330,11 +338,7 @@ class ProcessingMutations:
     async def set_daily_budget(self, info: strawberry.Info,
                                input: SetAmountInput) -> SetBudgetResult:
         try:
-            amount = _amount(input.amount_usd)
-            async with info.context.runtime.transaction() as session:
-                await SettingsStore(session).put(
-                    DAILY_BUDGET, None if amount is None else str(amount),
-                    info.context.principal.name)
+            await _store_amount(info, DAILY_BUDGET, input.amount_usd)
             resumed = await services.resume_budget_waiters(info.context.runtime)
             return SetBudgetPayload(budget=await read_budget(info), resumed_runs=resumed)
         except DomainError as exc:
@@ -344,11 +348,7 @@ class ProcessingMutations:
     async def set_fragment_cost_limit(self, info: strawberry.Info,
                                       input: SetAmountInput) -> SetBudgetResult:
         try:
-            amount = _amount(input.amount_usd)
-            async with info.context.runtime.transaction() as session:
-                await SettingsStore(session).put(
-                    FRAGMENT_COST_LIMIT, None if amount is None else str(amount),
-                    info.context.principal.name)
+            await _store_amount(info, FRAGMENT_COST_LIMIT, input.amount_usd)
             return SetBudgetPayload(budget=await read_budget(info), resumed_runs=0)
         except DomainError as exc:
             return as_payload(exc)
