@@ -7,7 +7,6 @@ import time
 from decimal import Decimal
 from typing import Any
 
-import sqlalchemy as sa
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -41,25 +40,17 @@ async def _ensure_sources(runtime: Runtime) -> list[int]:
 
 
 async def _progress(runtime: Runtime, batch_ids: list[int]) -> list[Any]:
+    from db.processing import batch_progress
+
     async with runtime.read() as session:
-        rows = await session.execute(sa.text(
-            "SELECT b.id, b.model_name, b.status, sum(r.chunk_count) AS chunks,"
-            " sum(r.chunks_done) AS done FROM processing_batches b"
-            " JOIN source_processing r ON r.batch_id = b.id WHERE b.id = ANY(:ids)"
-            " GROUP BY b.id ORDER BY b.id"), {"ids": batch_ids})
-        return list(rows)
+        return await batch_progress(session, batch_ids)
 
 
 async def _summary(runtime: Runtime, batch_ids: list[int]) -> list[Any]:
+    from db.processing import run_summaries
+
     async with runtime.read() as session:
-        rows = await session.execute(sa.text(
-            "SELECT s.source_code, r.model_name, r.status, r.fragment_count, r.grounded_count,"
-            " (SELECT count(*) FROM fragments f WHERE f.run_id = r.id AND f.is_complete"
-            "   AND f.has_clean_boundaries) AS miu, r.cost_usd, r.latency_ms, r.error_message"
-            " FROM source_processing r JOIN sources s ON s.id = r.source_id"
-            " WHERE r.batch_id = ANY(:ids) ORDER BY s.source_code, r.model_name"),
-            {"ids": batch_ids})
-        return list(rows)
+        return await run_summaries(session, batch_ids)
 
 
 async def _print_reports(runtime: Runtime, source_ids: list[int], console: Console) -> None:

@@ -62,6 +62,28 @@ async def allocate_codes(executor: Any, categories: Sequence[Category]) -> list[
     return codes
 
 
+async def batch_progress(session: Any, batch_ids: list[int]) -> list[Any]:
+    """(id, model_name, status, chunks, done) of each batch: chunks over all its runs."""
+    rows = await session.execute(sa.text(
+        "SELECT b.id, b.model_name, b.status, sum(r.chunk_count) AS chunks,"
+        " sum(r.chunks_done) AS done FROM processing_batches b"
+        " JOIN source_processing r ON r.batch_id = b.id WHERE b.id = ANY(:ids)"
+        " GROUP BY b.id ORDER BY b.id"), {"ids": batch_ids})
+    return list(rows)
+
+
+async def run_summaries(session: Any, batch_ids: list[int]) -> list[Any]:
+    """One row per run of the batches: counts (MIU-clean included), cost, latency, error."""
+    rows = await session.execute(sa.text(
+        "SELECT s.source_code, r.model_name, r.status, r.fragment_count, r.grounded_count,"
+        " (SELECT count(*) FROM fragments f WHERE f.run_id = r.id AND f.is_complete"
+        "   AND f.has_clean_boundaries) AS miu, r.cost_usd, r.latency_ms, r.error_message"
+        " FROM source_processing r JOIN sources s ON s.id = r.source_id"
+        " WHERE r.batch_id = ANY(:ids) ORDER BY s.source_code, r.model_name"),
+        {"ids": batch_ids})
+    return list(rows)
+
+
 class RunNotActive(Exception):
     """The run stopped (cancelled, finished elsewhere) while a chunk was being written."""
 

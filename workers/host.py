@@ -11,11 +11,10 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import sqlalchemy as sa
-
 from db.budget import BudgetLedger
 from db.jobs import JobQueue
 from db.processing import ProcessingRepository
+from db.workers import beat, forget
 from domain.llm import ModelClient
 from workers.dispatch import Dispatcher
 from workers.pipeline import Pipeline, PipelineHooks
@@ -76,8 +75,7 @@ class WorkerHost:
         if self.runtime is not None:
             with contextlib.suppress(Exception):
                 async with self.runtime.transaction() as session:
-                    await session.execute(sa.text("DELETE FROM workers WHERE worker_id = :w"),
-                                          {"w": self.worker_id})
+                    await forget(session, self.worker_id)
             await self.runtime.close()
             self.runtime = None
 
@@ -103,10 +101,7 @@ class WorkerHost:
         while True:
             try:
                 async with self.runtime.transaction() as session:
-                    await session.execute(sa.text(
-                        "INSERT INTO workers (worker_id, hostname, pid) VALUES (:w, :h, :p)"
-                        " ON CONFLICT (worker_id) DO UPDATE SET last_seen_at = now()"),
-                        {"w": self.worker_id, "h": socket.gethostname(), "p": os.getpid()})
+                    await beat(session, self.worker_id, socket.gethostname(), os.getpid())
             except Exception:
                 log.warning("heartbeat failed", exc_info=True)
             await asyncio.sleep(10)

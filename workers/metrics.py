@@ -20,19 +20,6 @@ LLM_CALLS = Counter("mmos_llm_calls_total", "Provider calls", ["model", "outcome
 
 PRIORITY_NAMES = {50: "critical", 40: "very_high", 30: "high", 20: "medium", 10: "low"}
 
-_SNAPSHOT_SQL = {
-    "runs": "SELECT status, model_name, count(*) FROM source_processing GROUP BY 1, 2",
-    "fragments": "SELECT model_name, count(*) FROM fragments GROUP BY 1",
-    "cost": "SELECT model_name, coalesce(sum(actual_usd), 0) FROM budget_ledger"
-            " WHERE status = 'settled' GROUP BY 1",
-    "queue": "SELECT priority, status, count(*) FROM processing_queue"
-             " WHERE status IN ('waiting', 'claimed', 'waiting_budget') GROUP BY 1, 2",
-    "oldest": "SELECT coalesce(extract(epoch FROM now() - min(created_at)), 0)"
-              " FROM processing_queue WHERE status = 'waiting'",
-    "budget": "SELECT coalesce(sum(spent_usd), 0), coalesce(sum(reserved_usd), 0)"
-              " FROM budget_days WHERE day = (now() AT TIME ZONE 'utc')::date",
-    "workers": "SELECT worker_id, extract(epoch FROM last_seen_at) FROM workers",
-}
 
 
 def observe_call(model: str, seconds: float, outcome: str) -> None:
@@ -54,14 +41,11 @@ class DatabaseCollector(Collector):
 
     async def refresh(self, session: Any, ttl: float = 2.0) -> None:
         """Re-read the totals unless the last snapshot is younger than `ttl` seconds."""
-        import sqlalchemy as sa
+        from db.totals import read_totals
 
         if self.snapshot is not None and time.monotonic() - self.taken_at < ttl:
             return
-        data: dict[str, list[Any]] = {}
-        for name, sql in _SNAPSHOT_SQL.items():
-            data[name] = [tuple(row) for row in await session.execute(sa.text(sql))]
-        self.snapshot, self.taken_at = data, time.monotonic()
+        self.snapshot, self.taken_at = await read_totals(session), time.monotonic()
 
     def _snapshot(self) -> dict[str, list[Any]] | None:
         return self.snapshot
