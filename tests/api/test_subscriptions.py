@@ -31,6 +31,7 @@ import websockets
 
 from api.demo_data import load_samples
 from tests.conftest import reset_database
+from tests.support.workers import flush_redis, redis_reachable
 
 pytestmark = pytest.mark.slow
 
@@ -134,28 +135,6 @@ class Stack:
 
     def logs(self) -> str:
         return "\n".join(f"--- {c.name}\n{c.tail()}" for c in self.children)
-
-
-def redis_reachable(url: str) -> bool:
-    import redis
-
-    client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
-    try:
-        return bool(client.ping())
-    except redis.RedisError:
-        return False
-    finally:
-        client.close()
-
-
-def flush_redis(url: str) -> None:
-    import redis
-
-    client = redis.Redis.from_url(url)
-    try:
-        client.flushdb()
-    finally:
-        client.close()
 
 
 @pytest.fixture(scope="module")
