@@ -245,12 +245,8 @@ class ProcessingMutations:
             else:
                 values["price_source"] = "none"
             window, output = bundled_limits(values["litellm_model"])
-            values.setdefault("context_window", window or 8192)
-            values.setdefault("max_output_tokens", output or 4096)
-            if values.get("context_window") is None:
-                values["context_window"] = window or 8192
-            if values.get("max_output_tokens") is None:
-                values["max_output_tokens"] = output or 4096
+            values["context_window"] = values.get("context_window") or window or 8192
+            values["max_output_tokens"] = values.get("max_output_tokens") or output or 4096
             async with info.context.runtime.transaction() as session:
                 row = await ModelRepository(session).register(values)
             return RegisterModelPayload(model=Model.from_row(row))
