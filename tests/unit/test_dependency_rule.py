@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import ast
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -15,25 +15,19 @@ BANNED = frozenset({
     "strawberry", "sqlmodel", "sqlalchemy", "asyncpg", "alembic", "dramatiq", "redis", "litellm",
     "openai", "httpx", "starlette", "uvicorn", "pgserver", "api", "db", "workers",
 })
-DYNAMIC_IMPORTERS = {"import_module", "__import__"}
 
 
-def imported_roots(source: str) -> set[str]:
-    """Top-level packages a module imports, statically or via importlib with a literal name."""
-    roots: set[str] = set()
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Import):
-            roots.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            roots.add(node.module.split(".")[0])
-        elif isinstance(node, ast.Call) and node.args:
-            func = node.func
-            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
-            first = node.args[0]
-            if name in DYNAMIC_IMPORTERS and isinstance(first, ast.Constant) \
-                    and isinstance(first.value, str):
-                roots.add(first.value.split(".")[0])
-    return roots
+def scan(*paths: str, stdin: str | None = None) -> dict[str, set[str]]:
+    """Import roots per file, computed in a fresh interpreter (see tests/support/import_scan.py)."""
+    result = subprocess.run([sys.executable, "-m", "tests.support.import_scan", *paths],
+                            cwd=ROOT, input=stdin, capture_output=True, text=True, timeout=60,
+                            check=True)
+    return {path: set(roots) for path, roots in json.loads(result.stdout).items()}
+
+
+@pytest.fixture(scope="module")
+def domain_imports() -> dict[str, set[str]]:
+    return scan(*(str(path.relative_to(ROOT)) for path in domain_modules()))
 
 
 def domain_modules() -> list[Path]:
@@ -48,7 +42,8 @@ def ruff(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[st
 def test_the_scan_sees_every_kind_of_import() -> None:
     source = ("import os, sqlalchemy.orm\nfrom api.app import create_app\nfrom . import model\n"
               "import importlib\nimportlib.import_module('redis.client')\n__import__('httpx')\n")
-    assert imported_roots(source) == {"os", "sqlalchemy", "api", "importlib", "redis", "httpx"}
+    assert scan("-", stdin=source)["-"] == {"os", "sqlalchemy", "api", "importlib", "redis",
+                                            "httpx"}
 
 
 def test_domain_has_modules_to_check() -> None:
@@ -56,9 +51,10 @@ def test_domain_has_modules_to_check() -> None:
 
 
 @pytest.mark.parametrize("module", domain_modules(), ids=lambda path: str(path.relative_to(ROOT)))
-def test_domain_module_imports_nothing_banned(module: Path) -> None:
+def test_domain_module_imports_nothing_banned(module: Path,
+                                             domain_imports: dict[str, set[str]]) -> None:
     # When
-    banned = imported_roots(module.read_text(encoding="utf-8")) & BANNED
+    banned = domain_imports[str(module.relative_to(ROOT))] & BANNED
     # Then
     assert not banned, f"{module.relative_to(ROOT)} imports {sorted(banned)}: domain/ is pure"
 
