@@ -211,6 +211,10 @@ def main() -> None:
     url = ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://") + "/" + name
     provider, api_base = _start_provider(args.latency)
     try:
+        # As a worker process boots: LiteLLM and its tokenizer loaded, the imports frozen.
+        from api.wiring import warm_up_model_client
+
+        warm_up_model_client()
         texts = _paragraphs("DIRECT", args.chunks)
         asyncio.run(_direct(api_base, texts[: args.concurrency], args.concurrency))  # warm up
         direct = asyncio.run(_direct(api_base, texts, args.concurrency))

@@ -9,19 +9,16 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.jobs import JobQueue
 from db.tables import (
     BatchRow,
     FragmentRow,
-    FragmentTagRow,
     ModelRow,
     RunChunkRow,
     RunRow,
     SourceRow,
-    TagRow,
 )
 from domain.extraction import PreparedFragment
 from domain.model import Category, ExtractionPriority, JobKind
@@ -33,27 +30,99 @@ _B = BatchRow.__table__.c  # type: ignore[attr-defined]
 
 ACTIVE_RUN = ("pending", "processing", "waiting_budget")
 
-_FRAGMENT_INSERT = (
-    sa.insert(FragmentRow.__table__)  # type: ignore[arg-type]
-    .returning(FragmentRow.__table__.c.id, FragmentRow.__table__.c.ordinal,  # type: ignore[attr-defined]
-               sort_by_parameter_order=True)
+_DELETE_CHUNK_FRAGMENTS = sa.text(
+    "DELETE FROM fragments WHERE run_id = :r AND chunk_index = :c")
+
+# One statement stores a chunk: its fragments, their tags (created on first use), the chunk
+# row, the run's done-chunk count and the CHUNK_DONE event with the batch's next seq. The run
+# row is locked before the batch row, as by every writer. When the run is no longer active
+# (skipped by cancelBatch) no event is written and `seq` is null: the caller rolls back.
+_SAVE_CHUNK = sa.text(
+    "WITH f AS ("
+    " INSERT INTO fragments (fragment_code, run_id, batch_id, source_id, model_name,"
+    " chunk_index, ordinal, content, quote, char_start, char_end, grounding, grounding_score,"
+    " category, subcategory, fragment_type, context, insight, relevance, confidence,"
+    " is_complete, has_clean_boundaries, search_config)"
+    " SELECT v.code, :run, :batch, :source, :model, :chunk, v.ordinal, v.content, v.quote,"
+    " v.char_start, v.char_end, v.grounding, v.score, v.category, v.subcategory,"
+    " v.fragment_type, v.context, v.insight, v.relevance, v.confidence, v.complete, v.clean,"
+    " CAST(:config AS regconfig)"
+    " FROM unnest(CAST(:codes AS text[]), CAST(:ordinals AS int[]), CAST(:contents AS text[]),"
+    " CAST(:quotes AS text[]), CAST(:starts AS int[]), CAST(:ends AS int[]),"
+    " CAST(:groundings AS text[]), CAST(:scores AS float8[]), CAST(:categories AS text[]),"
+    " CAST(:subcategories AS text[]), CAST(:types AS text[]), CAST(:contexts AS text[]),"
+    " CAST(:insights AS text[]), CAST(:relevances AS int[]), CAST(:confidences AS float8[]),"
+    " CAST(:completes AS bool[]), CAST(:cleans AS bool[]))"
+    " AS v(code, ordinal, content, quote, char_start, char_end, grounding, score, category,"
+    " subcategory, fragment_type, context, insight, relevance, confidence, complete, clean)"
+    " RETURNING id, ordinal),"
+    " wanted AS (SELECT * FROM unnest(CAST(:tag_ordinals AS int[]), CAST(:tag_names AS text[]))"
+    " AS w(ordinal, name)),"
+    " new_tags AS (INSERT INTO tags (name) SELECT DISTINCT name FROM wanted ORDER BY name"
+    " ON CONFLICT DO NOTHING RETURNING id, name),"
+    " known AS (SELECT id, name FROM tags WHERE name IN (SELECT name FROM wanted)"
+    " UNION ALL SELECT id, name FROM new_tags),"
+    " links AS (INSERT INTO fragment_tags (fragment_id, tag_id)"
+    " SELECT f.id, k.id FROM wanted w JOIN f ON f.ordinal = w.ordinal"
+    " JOIN known k ON k.name = w.name ON CONFLICT DO NOTHING),"
+    " chunk AS (INSERT INTO run_chunks (run_id, chunk_index, char_start, char_end, status,"
+    " fragment_count, input_tokens, output_tokens, cost_usd, latency_ms, llm_calls)"
+    " VALUES (:run, :chunk, :char_start, :char_end, 'done', :count, :input_tokens,"
+    " :output_tokens, :cost, :latency, :calls)"
+    " ON CONFLICT (run_id, chunk_index) DO UPDATE"
+    " SET fragment_count = EXCLUDED.fragment_count, completed_at = now()"
+    " RETURNING (xmax = 0) AS inserted),"
+    " run AS (UPDATE source_processing r"
+    " SET chunks_done = r.chunks_done + (SELECT CASE WHEN inserted THEN 1 ELSE 0 END FROM chunk)"
+    " WHERE r.id = :run AND r.status <> 'skipped' RETURNING r.chunks_done, r.chunk_count),"
+    " next AS (UPDATE processing_batches b SET event_seq = b.event_seq + 1"
+    " WHERE b.id = :batch AND EXISTS (SELECT 1 FROM run) RETURNING b.event_seq),"
+    " event AS (INSERT INTO batch_events (batch_id, seq, kind, run_id, payload)"
+    " SELECT :batch, next.event_seq, 'CHUNK_DONE', :run, CAST(:payload AS jsonb)"
+    " || jsonb_build_object('chunksDone', run.chunks_done, 'chunkCount', run.chunk_count)"
+    " FROM next, run RETURNING seq)"
+    " SELECT (SELECT seq FROM event) AS seq,"
+    " (SELECT count(DISTINCT name) FROM known) AS tags_known"
+)
+
+_LINK_CHUNK_TAGS = sa.text(
+    "INSERT INTO fragment_tags (fragment_id, tag_id)"
+    " SELECT f.id, t.id FROM unnest(CAST(:ordinals AS int[]), CAST(:names AS text[]))"
+    " AS w(ordinal, name)"
+    " JOIN fragments f ON f.run_id = :run AND f.chunk_index = :chunk AND f.ordinal = w.ordinal"
+    " JOIN tags t ON t.name = w.name ON CONFLICT DO NOTHING"
+)
+
+_ADVANCE_COUNTERS = sa.text(
+    "WITH wanted AS (SELECT * FROM unnest(CAST(:codes AS text[]), CAST(:counts AS int[]))"
+    " AS w(code, n)),"
+    # Rows are locked in code order before any is updated: two writers that need
+    # overlapping categories queue on the first shared row instead of deadlocking.
+    " locked AS (SELECT c.category_code FROM fragment_code_counters c"
+    " JOIN wanted w ON w.code = c.category_code ORDER BY c.category_code FOR UPDATE OF c)"
+    " UPDATE fragment_code_counters c SET last_value = c.last_value + w.n"
+    " FROM wanted w JOIN locked l ON l.category_code = w.code"
+    " WHERE c.category_code = w.code RETURNING c.category_code, c.last_value"
 )
 
 
 async def allocate_codes(executor: Any, categories: Sequence[Category]) -> list[str]:
-    """FRAG_<CAT>_<NNN>: each category's counter row advanced by one UPDATE … RETURNING
-    (never MAX()+1), in a fixed order so concurrent writers cannot deadlock. `executor` is a
-    session or a connection (autocommit: the counter is released right after its statement)."""
+    """FRAG_<CAT>_<NNN>: the counter rows of every category needed advanced by one
+    UPDATE … RETURNING (never MAX()+1), rows locked in a fixed order so concurrent writers
+    cannot deadlock. `executor` is a session or a connection (autocommit: the counters are
+    released right after the statement)."""
     needed: dict[str, int] = {}
     for category in categories:
         needed[category.code] = needed.get(category.code, 0) + 1
-    next_value: dict[str, int] = {}
-    for code in sorted(needed):
-        last = (await executor.execute(sa.text(
-            "UPDATE fragment_code_counters SET last_value = last_value + :n"
-            " WHERE category_code = :c RETURNING last_value"),
-            {"n": needed[code], "c": code})).scalar_one()
-        next_value[code] = int(last) - needed[code] + 1
+    if not needed:
+        return []
+    wanted = sorted(needed)
+    rows = (await executor.execute(_ADVANCE_COUNTERS, {
+        "codes": wanted, "counts": [needed[code] for code in wanted]})).all()
+    next_value = {row[0]: int(row[1]) - needed[row[0]] + 1 for row in rows}
+    if len(next_value) != len(wanted):
+        missing = sorted(set(wanted) - set(next_value))
+        raise RuntimeError(f"fragment code counters missing for {missing}")
     codes = []
     for category in categories:
         value = next_value[category.code]
@@ -264,122 +333,57 @@ class ProcessingRepository:
         budget day → batch for the ledger; nobody takes batch before run, so none deadlock.
         """
         run_id = ctx.run.id or 0
-        await self.session.execute(
-            sa.delete(FragmentRow).where(_F.run_id == run_id, _F.chunk_index == chunk_index)
-        )
+        await self.session.execute(_DELETE_CHUNK_FRAGMENTS, {"r": run_id, "c": chunk_index})
         if codes is None:
             codes = await self.allocate_codes([f.category for f in fragments])
-        config = search_config_for(ctx.source.language)
-        rows = []
-        for fragment, code in zip(fragments, codes, strict=True):
-            rows.append(
-                {
-                    "fragment_code": code,
-                    "run_id": run_id,
-                    "batch_id": ctx.batch.id,
-                    "source_id": ctx.source.id,
-                    "model_name": ctx.model.name,
-                    "chunk_index": chunk_index,
-                    "ordinal": fragment.ordinal,
-                    "content": fragment.content,
-                    "quote": fragment.quote,
-                    "char_start": fragment.char_start,
-                    "char_end": fragment.char_end,
-                    "grounding": fragment.grounding.value,
-                    "grounding_score": fragment.grounding_score,
-                    "category": fragment.category.value,
-                    "subcategory": fragment.subcategory,
-                    "fragment_type": fragment.fragment_type.value,
-                    "context": fragment.context,
-                    "insight": fragment.insight,
-                    "relevance": fragment.relevance,
-                    "confidence": fragment.confidence,
-                    "is_complete": fragment.is_complete,
-                    "has_clean_boundaries": fragment.has_clean_boundaries,
-                    "search_config": config,
-                }
-            )
-        if rows:
-            # Core executemany with RETURNING: one cached statement whatever the row count
-            # (a multi-VALUES ORM insert would be compiled anew for every chunk).
-            inserted = await self.session.execute(
-                _FRAGMENT_INSERT, rows, execution_options={"sort_by_parameter_order": True}
-            )
-            ids = {row.ordinal: row.id for row in inserted}
-            await self._tag([(ids[f.ordinal], f.tags) for f in fragments if f.tags])
-        chunk = insert(RunChunkRow).values(
-            run_id=run_id,
-            chunk_index=chunk_index,
-            char_start=char_start,
-            char_end=char_end,
-            status="done",
-            fragment_count=len(rows),
-            input_tokens=usage.input_tokens,
-            output_tokens=usage.output_tokens,
-            cost_usd=usage.cost_usd,
-            latency_ms=usage.latency_ms,
-            llm_calls=usage.llm_calls,
-        )
-        inserted = (await self.session.execute(
-            chunk.on_conflict_do_update(
-                index_elements=["run_id", "chunk_index"],
-                set_={
-                    "fragment_count": chunk.excluded.fragment_count,
-                    "completed_at": sa.func.now(),
-                },
-            ).returning(sa.literal_column("(xmax = 0)").label("inserted"))
-        )).scalar_one()
-        # Late in the transaction, so the run row is held only until the commit: an increment
-        # under its lock (concurrent chunks count right) that also proves the run still runs —
-        # a cancelled (skipped) run makes the whole chunk roll back.
-        done = (
-            await self.session.execute(
-                sa.update(RunRow)
-                .where(_R.id == run_id, _R.status != "skipped")
-                .values(chunks_done=_R.chunks_done + (1 if inserted else 0))
-                .returning(_R.chunks_done, _R.chunk_count)
-            )
-        ).first()
-        if done is None:
-            raise RunNotActive(run_id)
+        if len(codes) != len(fragments):
+            raise ValueError(f"{len(codes)} codes for {len(fragments)} fragments")
+        tag_ordinals = [f.ordinal for f in fragments for _ in f.tags]
+        tag_names = [tag for f in fragments for tag in f.tags]
         grounded = sum(1 for f in fragments if f.is_grounded)
-        await self.append_event(
-            ctx.batch.id or 0,
-            "CHUNK_DONE",
-            run_id,
-            {
-                "chunk": chunk_index,
-                "fragments": len(rows),
-                "grounded": grounded,
-                "costUsd": str(usage.cost_usd),
-                "chunksDone": done.chunks_done if done else None,
-                "chunkCount": done.chunk_count if done else None,
-            },
-        )
-        return len(rows)
+        row = (await self.session.execute(_SAVE_CHUNK, {
+            "run": run_id, "batch": ctx.batch.id, "source": ctx.source.id,
+            "model": ctx.model.name, "chunk": chunk_index,
+            "config": search_config_for(ctx.source.language),
+            "codes": list(codes),
+            "ordinals": [f.ordinal for f in fragments],
+            "contents": [f.content for f in fragments],
+            "quotes": [f.quote for f in fragments],
+            "starts": [f.char_start for f in fragments],
+            "ends": [f.char_end for f in fragments],
+            "groundings": [f.grounding.value for f in fragments],
+            "scores": [float(f.grounding_score) for f in fragments],
+            "categories": [f.category.value for f in fragments],
+            "subcategories": [f.subcategory for f in fragments],
+            "types": [f.fragment_type.value for f in fragments],
+            "contexts": [f.context for f in fragments],
+            "insights": [f.insight for f in fragments],
+            "relevances": [f.relevance for f in fragments],
+            "confidences": [float(f.confidence) for f in fragments],
+            "completes": [f.is_complete for f in fragments],
+            "cleans": [f.has_clean_boundaries for f in fragments],
+            "tag_ordinals": tag_ordinals, "tag_names": tag_names,
+            "char_start": char_start, "char_end": char_end, "count": len(fragments),
+            "input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
+            "cost": usage.cost_usd, "latency": usage.latency_ms, "calls": usage.llm_calls,
+            "payload": json.dumps({"chunk": chunk_index, "fragments": len(fragments),
+                                   "grounded": grounded, "costUsd": str(usage.cost_usd)}),
+        })).one()
+        if row.seq is None:
+            # The run was cancelled (skipped): the caller rolls the whole chunk back.
+            raise RunNotActive(run_id)
+        if row.tags_known < len(set(tag_names)):
+            # A tag created by a concurrent writer that committed after this statement's
+            # snapshot: link the rest in a statement of its own, which sees it.
+            await self.session.execute(_LINK_CHUNK_TAGS, {
+                "run": run_id, "chunk": chunk_index, "ordinals": tag_ordinals,
+                "names": tag_names})
+        self.session.info.setdefault("mmos_events", []).append((ctx.batch.id or 0, int(row.seq)))
+        return len(fragments)
 
     async def allocate_codes(self, categories: Sequence[Category]) -> list[str]:
         """FRAG_<CAT>_<NNN> from counters advanced atomically (never MAX()+1)."""
         return await allocate_codes(self.session, categories)
-
-    async def _tag(self, tagged: list[tuple[int, tuple[str, ...]]]) -> None:
-        names = sorted({tag for _, tags in tagged for tag in tags})
-        if not names:
-            return
-        tags = TagRow.__table__.c  # type: ignore[attr-defined]
-        found = await self.session.execute(sa.select(tags.id, tags.name).where(
-            tags.name.in_(names)))
-        ids = {row.name: row.id for row in found}
-        missing = [name for name in names if name not in ids]
-        if missing:
-            # Tags are created on first use; a concurrent creator may win, so re-read.
-            await self.session.execute(insert(TagRow).values([{"name": n} for n in missing])
-                                       .on_conflict_do_nothing())
-            again = await self.session.execute(sa.select(tags.id, tags.name).where(
-                tags.name.in_(missing)))
-            ids.update({row.name: row.id for row in again})
-        links = [{"fragment_id": fid, "tag_id": ids[t]} for fid, tags_ in tagged for t in tags_]
-        await self.session.execute(insert(FragmentTagRow).values(links).on_conflict_do_nothing())
 
     async def finish_run(self, ctx: RunContext, status: str, error: str | None = None) -> str:
         """Close a run: dedupe chunk overlaps, recount, roll the batch up; returns batch status."""
@@ -424,15 +428,26 @@ class ProcessingRepository:
 
     async def _drop_overlap_duplicates(self, run_id: int) -> None:
         # A fragment found again in the overlap of the next chunk: keep the earlier one.
+        # Spans with IoU >= 0.8 start within a quarter of either's length of each other: with
+        # that bound each fragment probes the (run, char_start) index for its few neighbours
+        # (LATERAL … LIMIT 1 keeps the probe per fragment whatever the statistics say)
+        # instead of pairing every fragment of the run with every other.
         await self.session.execute(
             sa.text("""
-            DELETE FROM fragments f USING fragments g
-            WHERE f.run_id = :r AND g.run_id = :r AND f.id <> g.id
-              AND f.char_start IS NOT NULL AND g.char_start IS NOT NULL
-              AND (g.chunk_index, g.ordinal) < (f.chunk_index, f.ordinal)
-              AND g.chunk_index <> f.chunk_index
-              AND least(f.char_end, g.char_end) - greatest(f.char_start, g.char_start)
-                  >= 0.8 * (greatest(f.char_end, g.char_end) - least(f.char_start, g.char_start))
+            DELETE FROM fragments d USING (
+              SELECT f.id FROM fragments f CROSS JOIN LATERAL (
+                SELECT 1 FROM fragments g
+                WHERE g.run_id = f.run_id AND g.id <> f.id AND g.char_start IS NOT NULL
+                  AND g.char_start BETWEEN f.char_start - (f.char_end - f.char_start + 3) / 4
+                                       AND f.char_start + (f.char_end - f.char_start + 3) / 4
+                  AND (g.chunk_index, g.ordinal) < (f.chunk_index, f.ordinal)
+                  AND g.chunk_index <> f.chunk_index
+                  AND least(f.char_end, g.char_end) - greatest(f.char_start, g.char_start)
+                      >= 0.8 * (greatest(f.char_end, g.char_end)
+                                - least(f.char_start, g.char_start))
+                LIMIT 1) AS earlier
+              WHERE f.run_id = :r AND f.char_start IS NOT NULL) AS dup
+            WHERE d.id = dup.id
         """),
             {"r": run_id},
         )

@@ -163,13 +163,16 @@ class FragmentRow(SQLModel, table=True):
         sa.CheckConstraint("char_start IS NULL OR (char_start >= 0 AND char_end >= char_start)", name="ck_fragments_span"),
         sa.UniqueConstraint("run_id", "chunk_index", "ordinal", name="uq_fragments_run_chunk_ordinal"),
         sa.Index("ix_fragments_source_span", "source_id", "char_start"),
+        sa.Index("ix_fragments_run_span", "run_id", "char_start"),
         sa.Index("ix_fragments_listing", "created_at", "id"),
+        # The listing's default order (POSITION): without it every page sorts all fragments.
+        sa.Index("ix_fragments_position", sa.text("coalesce(char_start, -1)"), "id"),
         sa.Index("ix_fragments_search", "search_vector", postgresql_using="gin"),
     )
 
     id: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger, sa.Identity(), primary_key=True))
     fragment_code: str = Field(sa_column=sa.Column(sa.String(32), nullable=False, unique=True))
-    run_id: int = Field(sa_column=sa.Column(sa.BigInteger, sa.ForeignKey("source_processing.id", ondelete="CASCADE"), nullable=False, index=True))
+    run_id: int = Field(sa_column=sa.Column(sa.BigInteger, sa.ForeignKey("source_processing.id", ondelete="CASCADE"), nullable=False))
     batch_id: int = Field(sa_column=sa.Column(sa.BigInteger, sa.ForeignKey("processing_batches.id", ondelete="CASCADE"), nullable=False, index=True))
     source_id: int = Field(sa_column=sa.Column(sa.BigInteger, sa.ForeignKey("sources.id", ondelete="CASCADE"), nullable=False, index=True))
     model_name: str = Field(sa_column=sa.Column(sa.String(100), nullable=False, index=True))

@@ -13,6 +13,7 @@ Fuzzy matching is always case-insensitive.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from array import array
 from bisect import bisect_left
@@ -141,19 +142,32 @@ def _fold(char: str, casefold: bool) -> str:
     return folded.casefold() if casefold else folded
 
 
+# Runs of whitespace, runs of printable ASCII that no fold touches (everything from "!" to
+# "~" except the backtick), or any other single character. Scanning by runs keeps the common
+# case (plain ASCII words) out of a per-character Python loop.
+_RUNS = re.compile(r"(\s+)|([!-_a-~]+)|(.)", re.DOTALL)
+
+
 def _normalise(text: str, *, casefold: bool) -> _Normalised:
     out: list[str] = []
     starts = array("q")
     space_from: int | None = None  # start of the whitespace run not yet emitted
-    for i, char in enumerate(text):
-        if char.isspace():
+    for match in _RUNS.finditer(text):
+        kind = match.lastindex
+        i = match.start()
+        if kind == 1:
             space_from = i if space_from is None else space_from
             continue
         if space_from is not None and out:  # leading and trailing runs are dropped
             out.append(" ")
             starts.append(space_from)
         space_from = None
-        for piece in _fold(char, casefold):
+        if kind == 2:
+            run = match.group(2)
+            out.append(run.lower() if casefold else run)  # casefold is lower for ASCII
+            starts.extend(range(i, match.end()))
+            continue
+        for piece in _fold(match.group(3), casefold):
             out.append(piece)
             starts.append(i)
     return _Normalised("".join(out), starts)

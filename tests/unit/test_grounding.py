@@ -8,7 +8,14 @@ from dataclasses import dataclass
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from domain.grounding import GroundedSpan, ground_quote, merge_overlaps, normalise_text
+from domain.grounding import (
+    GroundedSpan,
+    _fold,
+    _normalise,
+    ground_quote,
+    merge_overlaps,
+    normalise_text,
+)
 from domain.model import Grounding
 
 SOURCE = (
@@ -231,3 +238,36 @@ def test_merge_overlaps_keeps_ungrounded_items_when_no_quote_is_given() -> None:
     items = [Found("x", None, None), Found("x", None, None)]
 
     assert merge_overlaps(items, lambda f: (f.start, f.end)) == items
+
+
+def _normalise_char_by_char(text: str, casefold: bool) -> tuple[str, list[int]]:
+    """The normalisation's definition, one character at a time (the oracle for the fast scan)."""
+    out: list[str] = []
+    starts: list[int] = []
+    space_from = None
+    for i, char in enumerate(text):
+        if char.isspace():
+            space_from = i if space_from is None else space_from
+            continue
+        if space_from is not None and out:
+            out.append(" ")
+            starts.append(space_from)
+        space_from = None
+        for piece in _fold(char, casefold):
+            out.append(piece)
+            starts.append(i)
+    return "".join(out), starts
+
+
+_TRICKY = st.lists(st.sampled_from(list(
+    "ab Z`'\"\t\n\r\x0b\x1c\u00a0\u2003e\u0301ÉçßİǅﬁŉΣ“”‘’–—…\u00ad\u200b😀.,!~"))).map("".join)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(st.text(), _TRICKY), st.booleans())
+def test_the_run_scan_normalises_exactly_as_the_character_definition(text: str,
+                                                                       casefold: bool) -> None:
+    # When
+    fast = _normalise(text, casefold=casefold)
+    # Then
+    assert (fast.text, list(fast.starts)) == _normalise_char_by_char(text, casefold)
