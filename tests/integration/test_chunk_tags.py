@@ -1,0 +1,88 @@
+"""Storing a chunk tags its fragments, creating tags on first use, even under a race."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+import sqlalchemy as sa
+
+from db.processing import ChunkUsage, ProcessingRepository
+from domain.extraction import PreparedFragment
+from domain.model import Category, FragmentType, Grounding
+from tests.support.graph_data import seed_source
+
+
+def _fragment(ordinal: int, tags: tuple[str, ...]) -> PreparedFragment:
+    return PreparedFragment(
+        ordinal=ordinal, content=f"claim {ordinal}", quote=f"claim {ordinal}", char_start=0,
+        char_end=5, grounding=Grounding.EXACT, grounding_score=100.0,
+        category=Category.COGNITIVE, subcategory=None, fragment_type=FragmentType.DIRECT_QUOTE,
+        context=None, insight=None, relevance=5, confidence=0.5, is_complete=True,
+        has_clean_boundaries=True, tags=tags)
+
+
+async def _save(runtime: Any, run_id: int, fragments: list[PreparedFragment]) -> None:
+    async with runtime.transaction() as session:
+        repository = ProcessingRepository(session)
+        ctx = await repository.run_context(run_id)
+        assert ctx is not None
+        await repository.save_chunk(
+            ctx, chunk_index=7, char_start=0, char_end=50, fragments=fragments,
+            usage=ChunkUsage(1, 1, Decimal(0), 1, 1),
+            codes=[f"FRAG_COG_9{f.ordinal:02d}" for f in fragments])
+
+
+async def _tags_of(runtime: Any, run_id: int) -> dict[int, list[str]]:
+    async with runtime.read() as session:
+        rows = await session.execute(sa.text(
+            "SELECT f.ordinal, t.name FROM fragments f JOIN fragment_tags ft"
+            " ON ft.fragment_id = f.id JOIN tags t ON t.id = ft.tag_id"
+            " WHERE f.run_id = :r AND f.chunk_index = 7 ORDER BY 1, 2"), {"r": run_id})
+        tagged: dict[int, list[str]] = {}
+        for row in rows:
+            tagged.setdefault(row.ordinal, []).append(row.name)
+        return tagged
+
+
+async def test_new_and_known_tags_are_linked_and_a_redo_replaces_them(db: Any) -> None:
+    # Given: a run, and one tag that already exists
+    seeded = await seed_source(db, [])
+    async with db.transaction() as session:
+        await session.execute(sa.text("INSERT INTO tags (name) VALUES ('family')"))
+    # When
+    await _save(db, seeded.run_id, [_fragment(0, ("family", "work")), _fragment(1, ()),
+                                    _fragment(2, ("work",))])
+    # Then
+    assert await _tags_of(db, seeded.run_id) == {0: ["family", "work"], 2: ["work"]}
+    # When: the chunk is stored again (a redelivered job) with other tags
+    await _save(db, seeded.run_id, [_fragment(0, ("values",))])
+    # Then: its fragments are replaced, tags and all; tags themselves are kept
+    assert await _tags_of(db, seeded.run_id) == {0: ["values"]}
+    async with db.read() as session:
+        names = (await session.execute(sa.text("SELECT name FROM tags ORDER BY 1"))).scalars()
+        assert list(names) == ["family", "values", "work"]
+
+
+async def test_a_tag_created_concurrently_by_another_writer_is_still_linked(
+        db: Any, database_url: str) -> None:
+    # Given: another writer has created the tag 'courage' but not committed yet
+    seeded = await seed_source(db, [])
+    other = await asyncpg.connect(database_url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        transaction = other.transaction()
+        await transaction.start()
+        await other.execute("INSERT INTO tags (name) VALUES ('courage')")
+        # When: the chunk is stored meanwhile (it waits on the other writer's tag row) …
+        saving = asyncio.create_task(_save(db, seeded.run_id, [_fragment(0, ("courage",))]))
+        await asyncio.sleep(0.5)
+        assert not saving.done()
+        # … and the other writer commits
+        await transaction.commit()
+        await asyncio.wait_for(saving, 10)
+    finally:
+        await other.close()
+    # Then: the fragment carries the tag the other writer created
+    assert await _tags_of(db, seeded.run_id) == {0: ["courage"]}
