@@ -7,6 +7,7 @@ from typing import Any, Generic, TypeVar
 
 import strawberry
 from strawberry import relay
+from strawberry.types.nodes import FragmentSpread, InlineFragment
 
 from db.keyset import Page
 
@@ -44,3 +45,31 @@ def wants_total(info: Any) -> bool:
                 return True
             stack.append(selection)
     return False
+
+
+def selects(info: Any, *path: str) -> bool:
+    """Whether the resolved field's selection reaches `path` (field names, through named and
+    inline fragments), e.g. `selects(info, "edges", "node", "source")`."""
+    level = list(getattr(info, "selected_fields", None) or [])
+    for name in path:
+        found = []
+        stack = [child for field in _fields(level) for child in field.selections]
+        for field in _fields(stack):
+            if field.name == name:
+                found.append(field)
+        if not found:
+            return False
+        level = found
+    return True
+
+
+def _fields(selections: list[Any]) -> list[Any]:
+    """The fields of `selections`, with fragments spread into them."""
+    fields, stack = [], list(selections)
+    while stack:
+        selection = stack.pop()
+        if isinstance(selection, (FragmentSpread, InlineFragment)):
+            stack.extend(selection.selections)
+        else:
+            fields.append(selection)
+    return fields

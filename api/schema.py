@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from typing import Any
 
 import strawberry
+from graphql import ASTValidationRule
 from strawberry import relay
 from strawberry.extensions import (
     AddValidationRules,
@@ -33,6 +35,7 @@ from api.queries.optimization import OptimizationQueries
 from api.queries.processing import ProcessingQueries
 from api.queries.queue import QueueQueries
 from api.queries.sources import SourceQueries
+from api.schema_executor import ScalarFastPathExecutor
 from api.settings import Settings
 from api.subscriptions import Subscription
 from api.validation import NoNulInStrings
@@ -82,14 +85,31 @@ def _introspection_switch() -> SchemaExtension:
     return _Noop() if _settings().introspection_enabled else DisableIntrospection()
 
 
+@functools.cache
+def _limit_rules(max_depth: int, max_aliases: int) -> tuple[type[ASTValidationRule], ...]:
+    """The depth and alias rules for these limits, built once.
+
+    QueryDepthLimiter and MaxAliasesLimiter build a new rule class per instance, and
+    ValidationCache keys on the rule classes: with an instance per request, no document would
+    ever be found in the cache.
+    """
+    return (*QueryDepthLimiter(max_depth=max_depth).validation_rules,
+            *MaxAliasesLimiter(max_alias_count=max_aliases).validation_rules,
+            NoNulInStrings)
+
+
+def _validation_rules() -> SchemaExtension:
+    settings = _settings()
+    return AddValidationRules(list(_limit_rules(settings.max_query_depth, settings.max_aliases)))
+
+
 EXTENSIONS: list[Callable[[], Any]] = [
     # Frontends repeat the same documents: parse and validate each distinct one once.
     lambda: ParserCache(maxsize=256),
     lambda: ValidationCache(maxsize=256),
-    lambda: QueryDepthLimiter(max_depth=_settings().max_query_depth),
     lambda: MaxTokensLimiter(max_token_count=_settings().max_query_tokens),
-    lambda: MaxAliasesLimiter(max_alias_count=_settings().max_aliases),
-    lambda: AddValidationRules([NoNulInStrings]),
+    # Depth and alias limits, NUL-free string literals.
+    _validation_rules,
     _introspection_switch,
     RoleCheck,
     OperationMetrics,
@@ -114,6 +134,7 @@ def _build() -> strawberry.Schema:
         mutation=mutation,
         subscription=Subscription,
         extensions=EXTENSIONS,
+        execution_context_class=ScalarFastPathExecutor,
         config=StrawberryConfig(auto_camel_case=True),
     )
 

@@ -7,7 +7,6 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import defer
 
 from db.keyset import Page, PageRequest, SortKey, paginate
 from db.tables import BatchRow, FragmentRow, FragmentTagRow, TagRow
@@ -19,11 +18,18 @@ _T = TagRow.__table__.c  # type: ignore[attr-defined]
 
 FRAGMENT_SORT = {
     "CREATED_AT": SortKey("CREATED_AT", _F.created_at, "datetime"),
-    "POSITION": SortKey("POSITION", sa.func.coalesce(_F.char_start, -1), "int"),
+    # -1 is written into the SQL, not bound: the expression must be the one ix_fragments_position
+    # indexes for the planner to use it (a parameter is a different expression).
+    "POSITION": SortKey("POSITION", sa.func.coalesce(_F.char_start, sa.literal_column("-1")),
+                        "int"),
     "RELEVANCE": SortKey("RELEVANCE", _F.relevance, "int"),
     "FRAGMENT_CODE": SortKey("FRAGMENT_CODE", _F.fragment_code, "str"),
 }
 BATCH_SORT = SortKey("CREATED_AT", _B.created_at, "datetime")
+# What read paths select of a fragment: every column but the stored tsvector (it is for the
+# index, not for clients). Selected as columns, the rows come back as plain named tuples:
+# no ORM identity map or instance state for rows that are only read and serialised.
+FRAGMENT_COLUMNS = tuple(column for column in _F if column.key != "search_vector")
 
 
 @dataclass(slots=True)
@@ -75,12 +81,10 @@ def apply_fragment_filter(query: sa.Select[Any], flt: FragmentFilterSpec | None)
 
 async def list_fragments(session: AsyncSession, flt: FragmentFilterSpec | None, sort: str,
                          descending: bool, page: PageRequest) -> Page:
-    # The stored tsvector is for the index, not for clients: never fetched with the rows.
-    query = apply_fragment_filter(
-        sa.select(FragmentRow).options(defer(FragmentRow.search_vector)),  # type: ignore[arg-type]
-        flt)
+    """A page of fragments as read-only rows (attributes named like FragmentRow's)."""
+    query = apply_fragment_filter(sa.select(*FRAGMENT_COLUMNS), flt)
     return await paginate(session, query, entity_id=_F.id, key=FRAGMENT_SORT[sort],
-                          descending=descending, page=page)
+                          descending=descending, page=page, plain_rows=True)
 
 
 async def list_batches(session: AsyncSession, *, status: list[str] | None, model: str | None,

@@ -13,7 +13,12 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
 
-from db.fragments import FRAGMENT_SORT, FragmentFilterSpec, apply_fragment_filter
+from db.fragments import (
+    FRAGMENT_COLUMNS,
+    FRAGMENT_SORT,
+    FragmentFilterSpec,
+    apply_fragment_filter,
+)
 from db.keyset import Page, encode_cursor
 from db.tables import (
     FragmentRow,
@@ -277,20 +282,21 @@ async def first_fragments_of_sources(session: AsyncSession, source_ids: Sequence
         sa.func.row_number().over(partition_by=_F.source_id, order_by=order).label("position"),
         sa.func.count().over(partition_by=_F.source_id).label("total"),
     ).where(_F.source_id.in_(source_ids)), flt).subquery("ranked")
+    # Read-only rows (columns, not ORM objects), as in list_fragments.
     rows = (await session.execute(
-        sa.select(FragmentRow, ranked.c.position, ranked.c.total, ranked.c.sort_value)
+        sa.select(*FRAGMENT_COLUMNS, ranked.c.position, ranked.c.total, ranked.c.sort_value)
         .join(ranked, _F.id == ranked.c.hit_id).where(ranked.c.position <= first + 1)
-        .options(_NO_VECTOR).order_by(ranked.c.owner, ranked.c.position))).all()
+        .order_by(ranked.c.owner, ranked.c.position))).all()
     order_name = f"{key.name}:{'DESC' if descending else 'ASC'}"
     pages = {source_id: Page([], [], False, False, 0) for source_id in source_ids}
-    for fragment, position, total, sort_value in rows:
+    for fragment in rows:
         page = pages[fragment.source_id]
-        page.total_count = int(total)
-        if position > first:
+        page.total_count = int(fragment.total)
+        if fragment.position > first:
             page.has_next_page = True
             continue
         page.rows.append(fragment)
-        page.cursors.append(encode_cursor(order_name, sort_value, fragment.id))
+        page.cursors.append(encode_cursor(order_name, fragment.sort_value, fragment.id))
     return pages
 
 

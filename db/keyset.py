@@ -68,10 +68,14 @@ def validate_page(first: int | None, after: str | None, last: int | None,
     return PageRequest(first=first, after=after, last=last, before=before)
 
 
+# One encoder for every cursor (json.dumps with options builds a new one per call).
+_CURSOR_JSON = json.JSONEncoder(separators=(",", ":"))
+
+
 def encode_cursor(order: str, value: Any, row_id: int) -> str:
     if isinstance(value, datetime):
         value = value.isoformat()
-    raw = json.dumps({"o": order, "k": [value, row_id]}, separators=(",", ":"))
+    raw = _CURSOR_JSON.encode({"o": order, "k": [value, row_id]})
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
@@ -106,8 +110,9 @@ def decode_cursor(cursor: str, order: str, key: SortKey, arg: str) -> tuple[Any,
 
 async def paginate(session: AsyncSession, query: sa.Select[Any], *, entity_id: Any,
                    key: SortKey, descending: bool, page: PageRequest,
-                   count_query: sa.Select[Any] | None = None) -> Page:
-    """Run a keyset page of `query` ordered by (key, id); `query` selects the entity."""
+                   count_query: sa.Select[Any] | None = None, plain_rows: bool = False) -> Page:
+    """Run a keyset page of `query` ordered by (key, id); `query` selects the entity, or,
+    with `plain_rows`, columns (among them `id`), and the page holds those rows."""
     order = f"{key.name}:{'DESC' if descending else 'ASC'}"
     after = decode_cursor(page.after, order, key, "after") if page.after else None
     before = decode_cursor(page.before, order, key, "before") if page.before else None
@@ -139,8 +144,12 @@ async def paginate(session: AsyncSession, query: sa.Select[Any], *, entity_id: A
     rows = rows[:limit]
     if backwards:
         rows.reverse()
-    entities = [row[0] for row in rows]
-    cursors = [encode_cursor(order, row[-1], row[0].id) for row in rows]
+    if plain_rows:
+        entities = rows
+        cursors = [encode_cursor(order, row[-1], row.id) for row in rows]
+    else:
+        entities = [row[0] for row in rows]
+        cursors = [encode_cursor(order, row[-1], row[0].id) for row in rows]
 
     total = -1
     if page.count:  # a COUNT over the whole filtered set: only when it is selected

@@ -14,7 +14,7 @@ from api.types.graph import (
     RelationshipSuggestion,
     Tag,
 )
-from api.types.processing import Fragment, FragmentFilter
+from api.types.processing import Fragment, FragmentFilter, prefetch_sources
 from db import graph
 from db.keyset import validate_page
 from db.search import (
@@ -86,6 +86,8 @@ class GraphQueries:
                 result = await search_fragments(session, text, spec, page.first or 0, after)
         except DomainError as exc:
             raise public(exc) from None
+        await prefetch_sources(info, [hit.row for hit in result.hits], "edges", "node",
+                               "fragment")
         edges = [relay.Edge(cursor=hit.cursor, node=FragmentSearchHit(  # type: ignore[type-var]
             rank=hit.rank, snippet=hit.snippet, fragment=Fragment.from_row(hit.row)))
             for hit in result.hits]

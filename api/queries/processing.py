@@ -20,6 +20,7 @@ from api.types.processing import (
     FragmentFilter,
     FragmentOrder,
     Model,
+    prefetch_sources,
 )
 from db.catalog import ModelRepository
 from db.fragments import list_batches, list_fragments
@@ -83,6 +84,7 @@ class ProcessingQueries:
                                               str(order.direction) == "desc", page)
         except DomainError as exc:
             raise public(exc) from None
+        await prefetch_sources(info, result.rows, "edges", "node")
         return build_connection(FragmentConnection, result, Fragment.from_row)
 
     @strawberry.field(description="Today's spend, reservations and remaining budget.")

@@ -12,6 +12,7 @@ import strawberry
 from strawberry import relay
 
 from api.ids import as_pk
+from api.loaders import PENDING, loaded
 from api.pagination import CountedConnection
 from api.types.enums import (
     ExtractionPriority,
@@ -113,6 +114,26 @@ class Source(relay.Node):
         ids = [as_pk(i) for i in node_ids]
         rows = await info.context.loaders.source.load_many(ids)
         return [cls.from_row(row) if row is not None else None for row in rows]
+
+
+def source_node(info: strawberry.Info, source_id: int) -> Any:
+    """The Source of `source_id` through the request's loader: the object itself when the
+    loader already holds its row, else an awaitable of it."""
+    loaders = info.context.loaders
+    key = (Source, source_id)
+    node = loaders.objects.get(key)
+    if node is None:
+        row = loaded(loaders.source, source_id)
+        if row is PENDING:
+            return _load_source(loaders, source_id)
+        node = loaders.objects[key] = Source.from_row(row)
+    return node
+
+
+async def _load_source(loaders: Any, source_id: int) -> Source:
+    node = Source.from_row(await loaders.source.load(source_id))
+    loaders.objects[(Source, source_id)] = node
+    return node
 
 
 @strawberry.type(name="SourceConnection")

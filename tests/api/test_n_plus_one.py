@@ -113,3 +113,24 @@ async def test_later_pages_of_a_source_use_the_cursor(gql: Any, db: Any) -> None
     assert len(seen) == 5 and len(later) == 2 and not set(seen) & set(later)
     assert first["fragments"]["pageInfo"]["hasNextPage"] and not rest["pageInfo"]["hasNextPage"]
     assert rest["totalCount"] == 7
+
+
+PAGE = """query($n: Int!) { fragments(first: $n, orderBy: {field: CREATED_AT, direction: ASC}) {
+    edges { node { id fragmentCode source { id sourceCode } } } } }"""
+
+
+async def test_a_fragments_page_loads_its_sources_in_one_statement(gql: Any, db: Any) -> None:
+    # Given: fragments of three sources
+    for s in range(3):
+        await seed_source(db, [f"Fragment {s}-{f} about trust." for f in range(4)])
+    # When
+    with counted_statements(db) as statements:
+        page = (await gql(PAGE, {"n": 12}))["data"]["fragments"]["edges"]
+    with counted_statements(db) as without_sources:
+        await gql("{ fragments(first: 12) { edges { node { fragmentCode } } } }")
+    # Then: the page and its sources, nothing per fragment (no COUNT: totalCount not asked)
+    assert len(page) == 12 and len({edge["node"]["source"]["id"] for edge in page}) == 3
+    assert all(edge["node"]["source"]["sourceCode"] for edge in page)
+    assert len([s for s in statements if "FROM fragments" in s]) == 1
+    assert len([s for s in statements if "FROM sources" in s]) == 1
+    assert len(statements) == 2 and len(without_sources) == 1
