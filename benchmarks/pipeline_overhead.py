@@ -76,28 +76,37 @@ def _start_provider(latency: float) -> tuple[subprocess.Popen[bytes], str]:
     raise SystemExit("the fake provider did not start")
 
 
+def _bench_spec(api_base: str) -> object:
+    from domain.llm import ModelSpec
+
+    return ModelSpec(name="bench-mini", litellm_model="openai/gpt-4o-mini", api_base=api_base,
+                     input_cost_per_million=Decimal("0.15"),
+                     output_cost_per_million=Decimal("0.6"), context_window=128000,
+                     max_output_tokens=1024)
+
+
 async def _direct(api_base: str, texts: list[str], concurrency: int) -> float:
+    """The same provider calls the pipeline makes (the gateway's own arguments: messages,
+    max_tokens, structured-output schema, no SDK retries), straight to litellm.acompletion."""
     import litellm
 
+    from domain.llm import ModelRequest
+    from domain.parsing import FRAGMENTS_JSON_SCHEMA
     from domain.prompt import build_messages
+    from workers.gateway import LiteLLMClient
 
     litellm.suppress_debug_info = True
+    arguments = LiteLLMClient()._call_arguments
+    spec = _bench_spec(api_base)
     gate = asyncio.Semaphore(concurrency)
 
     async def one(text: str) -> None:
+        request = ModelRequest(model=spec,  # type: ignore[arg-type]
+                               messages=build_messages(text, language="en",
+                                                       source_type="interview"),
+                               max_tokens=1024, json_schema=FRAGMENTS_JSON_SCHEMA, timeout_s=120)
         async with gate:
-            response = await litellm.acompletion(
-                model="openai/gpt-4o-mini",
-                api_base=api_base,
-                api_key="sk-local",
-                messages=build_messages(text, language="en", source_type="interview"),
-                max_tokens=1024,
-                temperature=0.0,
-                num_retries=0,
-                max_retries=0,
-                response_format={"type": "json_object"},
-                timeout=60,
-            )
+            response = await litellm.acompletion(**arguments(request))
             assert response.choices[0].message.content
 
     started = time.perf_counter()

@@ -81,9 +81,16 @@ _SAVE_CHUNK = sa.text(
     " SELECT :batch, next.event_seq, 'CHUNK_DONE', :run, CAST(:payload AS jsonb)"
     " || jsonb_build_object('chunksDone', run.chunks_done, 'chunkCount', run.chunk_count)"
     " FROM next, run RETURNING seq)"
-    " SELECT (SELECT seq FROM event) AS seq,"
+    " SELECT mmos_chunk_stored((SELECT seq FROM event), (SELECT inserted FROM chunk),"
+    " (SELECT count(DISTINCT name) FROM known), CAST(:tags_wanted AS bigint),"
+    " CAST(:replacing AS boolean), CAST(:run AS bigint)) AS seq,"
     " (SELECT count(DISTINCT name) FROM known) AS tags_known"
 )
+
+# SQLSTATEs raised by mmos_chunk_stored (migration 0006).
+CHUNK_RUN_INACTIVE = "MMRUN"
+CHUNK_STORED_BEFORE = "MMRDO"
+CHUNK_TAG_RACE = "MMTAG"
 
 _LINK_CHUNK_TAGS = sa.text(
     "INSERT INTO fragment_tags (fragment_id, tag_id)"
@@ -92,6 +99,72 @@ _LINK_CHUNK_TAGS = sa.text(
     " JOIN fragments f ON f.run_id = :run AND f.chunk_index = :chunk AND f.ordinal = w.ordinal"
     " JOIN tags t ON t.name = w.name ON CONFLICT DO NOTHING"
 )
+
+async def store_chunk(executor: Any, ctx: RunContext, *, chunk_index: int, char_start: int,
+                      char_end: int, fragments: Sequence[PreparedFragment], usage: ChunkUsage,
+                      codes: Sequence[str], replacing: bool) -> int:
+    """Store a chunk's fragments, tags, chunk row, run count and CHUNK_DONE event; the event's
+    seq is returned.
+
+    With `replacing` (inside a transaction) the chunk's earlier fragments are deleted first,
+    so storing a chunk again replaces it. Without it the chunk must be new, and the one
+    statement is atomic on an autocommit connection: when the chunk was stored before or a
+    tag raced, it aborts with nothing written (SQLSTATE CHUNK_STORED_BEFORE or
+    CHUNK_TAG_RACE) and the caller replaces it in a transaction. A run that is no longer
+    active aborts it either way (CHUNK_RUN_INACTIVE).
+    """
+    if len(codes) != len(fragments):
+        raise ValueError(f"{len(codes)} codes for {len(fragments)} fragments")
+    run_id = ctx.run.id or 0
+    if replacing:
+        await executor.execute(_DELETE_CHUNK_FRAGMENTS, {"r": run_id, "c": chunk_index})
+    tag_ordinals = [f.ordinal for f in fragments for _ in f.tags]
+    tag_names = [tag for f in fragments for tag in f.tags]
+    grounded = sum(1 for f in fragments if f.is_grounded)
+    row = (await executor.execute(_SAVE_CHUNK, {
+        "run": run_id, "batch": ctx.batch.id, "source": ctx.source.id,
+        "model": ctx.model.name, "chunk": chunk_index,
+        "config": search_config_for(ctx.source.language),
+        "codes": list(codes),
+        "ordinals": [f.ordinal for f in fragments],
+        "contents": [f.content for f in fragments],
+        "quotes": [f.quote for f in fragments],
+        "starts": [f.char_start for f in fragments],
+        "ends": [f.char_end for f in fragments],
+        "groundings": [f.grounding.value for f in fragments],
+        "scores": [float(f.grounding_score) for f in fragments],
+        "categories": [f.category.value for f in fragments],
+        "subcategories": [f.subcategory for f in fragments],
+        "types": [f.fragment_type.value for f in fragments],
+        "contexts": [f.context for f in fragments],
+        "insights": [f.insight for f in fragments],
+        "relevances": [f.relevance for f in fragments],
+        "confidences": [float(f.confidence) for f in fragments],
+        "completes": [f.is_complete for f in fragments],
+        "cleans": [f.has_clean_boundaries for f in fragments],
+        "tag_ordinals": tag_ordinals, "tag_names": tag_names,
+        "tags_wanted": len(set(tag_names)), "replacing": replacing,
+        "char_start": char_start, "char_end": char_end, "count": len(fragments),
+        "input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
+        "cost": usage.cost_usd, "latency": usage.latency_ms, "calls": usage.llm_calls,
+        "payload": json.dumps({"chunk": chunk_index, "fragments": len(fragments),
+                               "grounded": grounded, "costUsd": str(usage.cost_usd)}),
+    })).one()
+    if row.tags_known < len(set(tag_names)):
+        # Replacing: a tag created by a concurrent writer that committed after the
+        # statement's snapshot; a statement of its own sees it.
+        await executor.execute(_LINK_CHUNK_TAGS, {
+            "run": run_id, "chunk": chunk_index, "ordinals": tag_ordinals,
+            "names": tag_names})
+    return int(row.seq)
+
+
+def sqlstate_of(exc: BaseException) -> str | None:
+    """The SQLSTATE behind a SQLAlchemy error raised by asyncpg, if any."""
+    original = getattr(exc, "orig", None)
+    return getattr(original, "sqlstate", None) or getattr(
+        getattr(original, "__cause__", None), "sqlstate", None)
+
 
 _ADVANCE_COUNTERS = sa.text(
     "WITH wanted AS (SELECT * FROM unnest(CAST(:codes AS text[]), CAST(:counts AS int[]))"
@@ -332,53 +405,18 @@ class ProcessingRepository:
         Lock order of every writer: run → batch (the event seq is taken last), and
         budget day → batch for the ledger; nobody takes batch before run, so none deadlock.
         """
-        run_id = ctx.run.id or 0
-        await self.session.execute(_DELETE_CHUNK_FRAGMENTS, {"r": run_id, "c": chunk_index})
         if codes is None:
             codes = await self.allocate_codes([f.category for f in fragments])
-        if len(codes) != len(fragments):
-            raise ValueError(f"{len(codes)} codes for {len(fragments)} fragments")
-        tag_ordinals = [f.ordinal for f in fragments for _ in f.tags]
-        tag_names = [tag for f in fragments for tag in f.tags]
-        grounded = sum(1 for f in fragments if f.is_grounded)
-        row = (await self.session.execute(_SAVE_CHUNK, {
-            "run": run_id, "batch": ctx.batch.id, "source": ctx.source.id,
-            "model": ctx.model.name, "chunk": chunk_index,
-            "config": search_config_for(ctx.source.language),
-            "codes": list(codes),
-            "ordinals": [f.ordinal for f in fragments],
-            "contents": [f.content for f in fragments],
-            "quotes": [f.quote for f in fragments],
-            "starts": [f.char_start for f in fragments],
-            "ends": [f.char_end for f in fragments],
-            "groundings": [f.grounding.value for f in fragments],
-            "scores": [float(f.grounding_score) for f in fragments],
-            "categories": [f.category.value for f in fragments],
-            "subcategories": [f.subcategory for f in fragments],
-            "types": [f.fragment_type.value for f in fragments],
-            "contexts": [f.context for f in fragments],
-            "insights": [f.insight for f in fragments],
-            "relevances": [f.relevance for f in fragments],
-            "confidences": [float(f.confidence) for f in fragments],
-            "completes": [f.is_complete for f in fragments],
-            "cleans": [f.has_clean_boundaries for f in fragments],
-            "tag_ordinals": tag_ordinals, "tag_names": tag_names,
-            "char_start": char_start, "char_end": char_end, "count": len(fragments),
-            "input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
-            "cost": usage.cost_usd, "latency": usage.latency_ms, "calls": usage.llm_calls,
-            "payload": json.dumps({"chunk": chunk_index, "fragments": len(fragments),
-                                   "grounded": grounded, "costUsd": str(usage.cost_usd)}),
-        })).one()
-        if row.seq is None:
-            # The run was cancelled (skipped): the caller rolls the whole chunk back.
-            raise RunNotActive(run_id)
-        if row.tags_known < len(set(tag_names)):
-            # A tag created by a concurrent writer that committed after this statement's
-            # snapshot: link the rest in a statement of its own, which sees it.
-            await self.session.execute(_LINK_CHUNK_TAGS, {
-                "run": run_id, "chunk": chunk_index, "ordinals": tag_ordinals,
-                "names": tag_names})
-        self.session.info.setdefault("mmos_events", []).append((ctx.batch.id or 0, int(row.seq)))
+        try:
+            seq = await store_chunk(self.session, ctx, chunk_index=chunk_index,
+                                    char_start=char_start, char_end=char_end,
+                                    fragments=fragments, usage=usage, codes=codes,
+                                    replacing=True)
+        except sa.exc.DBAPIError as exc:
+            if sqlstate_of(exc) == CHUNK_RUN_INACTIVE:
+                raise RunNotActive(ctx.run.id or 0) from None
+            raise
+        self.session.info.setdefault("mmos_events", []).append((ctx.batch.id or 0, seq))
         return len(fragments)
 
     async def allocate_codes(self, categories: Sequence[Category]) -> list[str]:

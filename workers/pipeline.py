@@ -16,11 +16,16 @@ from db.budget import BudgetExceeded, BudgetLedger, Reservation
 from db.catalog import spec_of
 from db.jobs import ClaimedJob, JobQueue
 from db.processing import (
+    CHUNK_RUN_INACTIVE,
+    CHUNK_STORED_BEFORE,
+    CHUNK_TAG_RACE,
     ChunkUsage,
     ProcessingRepository,
     RunContext,
     RunNotActive,
     allocate_codes,
+    sqlstate_of,
+    store_chunk,
 )
 from domain.chunking import Chunk, chunk_text, split_chunk
 from domain.extraction import PreparedFragment, prepare_fragments
@@ -39,6 +44,7 @@ log = logging.getLogger("mmos.pipeline")
 RETRY_AFTER_CAP_S = 60.0
 TX_RETRIES = 5
 RETRYABLE_SQLSTATES = {"40P01", "40001"}
+UNIQUE_VIOLATION = "23505"
 PROMPT_OVERHEAD_TOKENS = 800
 
 
@@ -125,7 +131,7 @@ class Pipeline:
                 break
             except sa.exc.DBAPIError as exc:
                 # Deadlocks and serialisation failures roll back cleanly: run the work again.
-                if _sqlstate(exc) not in RETRYABLE_SQLSTATES or attempt == TX_RETRIES - 1:
+                if sqlstate_of(exc) not in RETRYABLE_SQLSTATES or attempt == TX_RETRIES - 1:
                     raise
                 await asyncio.sleep(0.05 * (attempt + 1) * (1 + random.random()))
         if events:
@@ -143,7 +149,7 @@ class Pipeline:
                         isolation_level="AUTOCOMMIT")
                     return await work(connection)
             except sa.exc.DBAPIError as exc:
-                if _sqlstate(exc) not in RETRYABLE_SQLSTATES or attempt == TX_RETRIES - 1:
+                if sqlstate_of(exc) not in RETRYABLE_SQLSTATES or attempt == TX_RETRIES - 1:
                     raise
                 await asyncio.sleep(0.05 * (attempt + 1) * (1 + random.random()))
         raise AssertionError("unreachable")
@@ -320,8 +326,33 @@ class Pipeline:
         # Codes come from hot counter rows: take them in a transaction of their own
         # so the counters are never held while the chunk is written.
         codes = await self._allocate_codes(fragments)
-        await self._commit(lambda s: self._save_chunk(s, ctx, chunk, fragments, usage, codes))
+        await self._store(ctx, chunk, fragments, usage, codes)
         await self._cost_guard(ctx, limit)
+
+    async def _store(self, ctx: RunContext, chunk: Chunk, fragments: list[PreparedFragment],
+                     usage: _Usage, codes: list[str]) -> None:
+        """Store a new chunk in one autocommit statement (one round trip, and the run row is
+        held only while it runs); a chunk stored before, or a tag race, takes the replacing
+        transaction instead."""
+        try:
+            seq = await self._autocommit(lambda connection: store_chunk(
+                connection, ctx, chunk_index=chunk.index, char_start=chunk.start,
+                char_end=chunk.end, fragments=fragments, usage=usage.frozen(), codes=codes,
+                replacing=False))
+        except sa.exc.DBAPIError as exc:
+            state = sqlstate_of(exc)
+            if state == CHUNK_RUN_INACTIVE:
+                # Once cancelBatch has skipped the run, nothing of it lands after CANCELLED.
+                raise RunCancelled() from None
+            if state not in (CHUNK_STORED_BEFORE, CHUNK_TAG_RACE, UNIQUE_VIOLATION):
+                raise
+            await self._commit(lambda s: self._save_chunk(s, ctx, chunk, fragments, usage,
+                                                          codes))
+            return
+        events = [(ctx.batch.id or 0, seq)]
+        await publish_committed(self.runtime, events)
+        if self.hooks.events_committed is not None:
+            await _maybe_await(self.hooks.events_committed(events))
 
     async def _allocate_codes(self, fragments: list[PreparedFragment]) -> list[str]:
         """Fragment codes from the counter rows, each advanced by one autocommit statement:
@@ -569,12 +600,6 @@ async def run_finished(runtime: Any, run_id: int, status: str) -> None:
             await service.run_finished(run_id, status)
         except Exception:
             log.warning("%s could not process the end of run %s", name, run_id, exc_info=True)
-
-
-def _sqlstate(exc: sa.exc.DBAPIError) -> str | None:
-    original = getattr(exc, "orig", None)
-    return getattr(original, "sqlstate", None) or getattr(
-        getattr(original, "__cause__", None), "sqlstate", None)
 
 
 async def _maybe_await(value: Any) -> Any:
