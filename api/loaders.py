@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Hashable, Sequence
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, TypeVar
 
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from strawberry.dataloader import DataLoader
 
 from api.bootstrap import Runtime
@@ -29,11 +32,33 @@ def loaded(loader: DataLoader[Any, Any], key: Any) -> Any:
     return future.result()
 
 
-def _keyed(runtime: Runtime, fetch: Callable[[Any, list[Any]], Awaitable[dict[Any, Any]]]
-           ) -> Callable[[list[Any]], Awaitable[Sequence[Any]]]:
+_ONE_STATEMENT_SESSIONS: weakref.WeakKeyDictionary[
+    AsyncEngine, async_sessionmaker[AsyncSession]] = weakref.WeakKeyDictionary()
+
+
+@asynccontextmanager
+async def one_statement_read(runtime: Runtime) -> AsyncIterator[AsyncSession]:
+    """A session for a read of one statement, in autocommit: the statement is not wrapped in
+    BEGIN and ROLLBACK, two round trips that are each a wait for the event loop (longest when
+    other threads of the process, such as in-process workers, hold the interpreter). A lone
+    statement sees one snapshot either way."""
+    sessions = _ONE_STATEMENT_SESSIONS.get(runtime.engine)
+    if sessions is None:
+        sessions = _ONE_STATEMENT_SESSIONS[runtime.engine] = async_sessionmaker(
+            runtime.engine.execution_options(isolation_level="AUTOCOMMIT"),
+            expire_on_commit=False)
+    async with sessions() as session:
+        yield session
+
+
+def _keyed(runtime: Runtime, fetch: Callable[[Any, list[Any]], Awaitable[dict[Any, Any]]],
+           one_statement: bool = False) -> Callable[[list[Any]], Awaitable[Sequence[Any]]]:
+    def session() -> AbstractAsyncContextManager[AsyncSession]:
+        return one_statement_read(runtime) if one_statement else runtime.read()
+
     async def load(keys: list[Any]) -> Sequence[Any]:
-        async with runtime.read() as session:
-            found = await fetch(session, list(dict.fromkeys(keys)))
+        async with session() as opened:
+            found = await fetch(opened, list(dict.fromkeys(keys)))
         return [found.get(key) for key in keys]
 
     return load
@@ -49,14 +74,15 @@ class Loaders:
         # refers to the same row (a page of fragments of a few sources builds a few Sources).
         self.objects: dict[Hashable, Any] = {}
         self.source: DataLoader[int, Any] = DataLoader(
-            _keyed(runtime, lambda s, ids: SourceRepository(s).get_many(ids))
+            _keyed(runtime, lambda s, ids: SourceRepository(s).get_many(ids), one_statement=True)
         )
 
-    def get(self, name: str, fetch: Callable[[Any, list[Any]], Awaitable[dict[Any, Any]]]
-            ) -> DataLoader[Any, Any]:
-        """A named loader created on first use in this request."""
+    def get(self, name: str, fetch: Callable[[Any, list[Any]], Awaitable[dict[Any, Any]]],
+            *, one_statement: bool = False) -> DataLoader[Any, Any]:
+        """A named loader created on first use in this request; `one_statement` when `fetch`
+        sends a single statement (it then runs in autocommit, see one_statement_read)."""
         loader = self._extra.get(name)
         if loader is None:
-            loader = DataLoader(_keyed(self.runtime, fetch))
+            loader = DataLoader(_keyed(self.runtime, fetch, one_statement))
             self._extra[name] = loader
         return loader

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 from collections.abc import Iterable
+from dataclasses import replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -14,7 +15,8 @@ from strawberry import relay
 
 from api.errors import public
 from api.ids import as_pk
-from api.pagination import CountedConnection, build_connection
+from api.loaders import one_statement_read
+from api.pagination import CountedConnection, build_connection, wants_total
 from api.types.enums import Category, RelationshipType
 from api.types.enums import VerificationStatus as VerificationStatusEnum
 from api.types.processing import (
@@ -307,7 +309,11 @@ async def fragments_of_source(info: strawberry.Info, source_id: int, first: int 
         spec = flt.to_spec() if flt else FragmentFilterSpec()
         if after is not None:
             spec.source_id = source_id
-            async with info.context.runtime.read() as session:
+            # A later page counts its fragments only when totalCount is selected.
+            page_request = replace(page_request, count=wants_total(info))
+            reading = (info.context.runtime.read() if page_request.count
+                       else one_statement_read(info.context.runtime))
+            async with reading as session:
                 page = await list_fragments(session, spec, sort, descending, page_request)
         else:
             spec.source_id = None  # the window query partitions by source itself
@@ -318,7 +324,8 @@ async def fragments_of_source(info: strawberry.Info, source_id: int, first: int 
                                                               descending, limit)
 
             name = f"source_fragments:{sort}:{descending}:{limit}:{spec!r}"
-            page = await info.context.loaders.get(name, fetch).load(source_id)
+            page = await info.context.loaders.get(name, fetch, one_statement=True).load(
+                source_id)
     except DomainError as exc:
         raise public(exc) from None
     return build_connection(FragmentConnection, page, Fragment.from_row)  # type: ignore[no-any-return]
