@@ -43,6 +43,14 @@ def warm_up_model_client() -> None:
     gc.freeze()
 
 
+def worker_pool_size(settings: Settings) -> int:
+    """Connections a worker host keeps open. A chunk in flight holds at most two at once (its
+    cost settlement overlaps its code allocation), plus lease renewals, the sweeper and run
+    bookkeeping. A pool smaller than that opens and closes connections all the time under
+    load, and every new connection pays for a handshake and for preparing its statements."""
+    return 2 * settings.llm_concurrency + 4
+
+
 def make_host(settings: Settings, database_url: str, *, sweep: bool = True,
               client_factory: Any = None) -> Any:
     """A worker host whose runtime is created on the actors' loop (one engine per loop)."""
@@ -50,7 +58,7 @@ def make_host(settings: Settings, database_url: str, *, sweep: bool = True,
 
     async def runtime_factory() -> Runtime:
         return await start_runtime(settings, database_url=database_url, migrate=False,
-                                   pool_size=max(4, settings.llm_concurrency))
+                                   pool_size=worker_pool_size(settings))
 
     return WorkerHost(runtime_factory, client_factory or model_client, sweep=sweep)
 

@@ -320,12 +320,19 @@ class Pipeline:
                      limit: Decimal | None) -> None:
         if flags.cancelled or flags.lease_lost:
             raise RunCancelled()
-        fragments, usage = await self._extract(ctx, chunk, flags, allow_split=True)
-        if flags.cancelled or flags.lease_lost:
-            raise RunCancelled()
-        # Codes come from hot counter rows: take them in a transaction of their own
-        # so the counters are never held while the chunk is written.
-        codes = await self._allocate_codes(fragments)
+        # Settling a call's cost (one ledger statement) runs while the answer is parsed and
+        # grounded and its codes are taken; all of it is done before the chunk is stored.
+        settling: list[asyncio.Future[None]] = []
+        try:
+            fragments, usage = await self._extract(ctx, chunk, flags, allow_split=True,
+                                                   settling=settling)
+            if flags.cancelled or flags.lease_lost:
+                raise RunCancelled()
+            # Codes come from hot counter rows: take them in a statement of their own so
+            # the counters are never held while the chunk is written.
+            codes = await self._allocate_codes(fragments)
+        finally:
+            await _settled(settling)
         await self._store(ctx, chunk, fragments, usage, codes)
         await self._cost_guard(ctx, limit)
 
@@ -377,21 +384,22 @@ class Pipeline:
             raise RunCancelled() from None
 
     async def _extract(self, ctx: RunContext, chunk: Chunk, flags: _Flags, *,
-                       allow_split: bool, ordinal: int = 0
-                       ) -> tuple[list[PreparedFragment], _Usage]:
+                       allow_split: bool, settling: list[asyncio.Future[None]],
+                       ordinal: int = 0) -> tuple[list[PreparedFragment], _Usage]:
         usage = _Usage()
         messages = build_messages(chunk.text, language=ctx.source.language,
                                   source_type=ctx.source.source_type)
-        response = await self._call(ctx, messages, "extract", usage, flags)
+        response = await self._call(ctx, messages, "extract", usage, flags, settling)
         if response.finish_reason == "length":
-            return await self._split(ctx, chunk, flags, usage, allow_split, ordinal)
+            return await self._split(ctx, chunk, flags, usage, allow_split, ordinal, settling)
         try:
             answer = parse_answer(response.content)
         except AnswerFormatError as problem:
             repair = build_repair_messages(messages, response.content, problem.problem)
-            response = await self._call(ctx, repair, "repair", usage, flags)
+            response = await self._call(ctx, repair, "repair", usage, flags, settling)
             if response.finish_reason == "length":
-                return await self._split(ctx, chunk, flags, usage, allow_split, ordinal)
+                return await self._split(ctx, chunk, flags, usage, allow_split, ordinal,
+                                         settling)
             try:
                 answer = parse_answer(response.content)
             except AnswerFormatError as again:
@@ -403,22 +411,24 @@ class Pipeline:
         return fragments, usage
 
     async def _split(self, ctx: RunContext, chunk: Chunk, flags: _Flags, usage: _Usage,
-                     allow_split: bool, ordinal: int) -> tuple[list[PreparedFragment], _Usage]:
+                     allow_split: bool, ordinal: int, settling: list[asyncio.Future[None]]
+                     ) -> tuple[list[PreparedFragment], _Usage]:
         # Truncation is not a parse error: halve the chunk and try each half once.
         if not allow_split or len(chunk.text) < 200:
             raise RunFailed(f"{ctx.model.name}: the answer for chunk {chunk.index} was cut at "
                             f"the output limit even after splitting the chunk")
         head, tail = split_chunk(chunk)
         first, first_usage = await self._extract(ctx, head, flags, allow_split=False,
-                                                 ordinal=ordinal)
+                                                 settling=settling, ordinal=ordinal)
         second, second_usage = await self._extract(ctx, tail, flags, allow_split=False,
-                                                   ordinal=ordinal + 1000)
+                                                   settling=settling, ordinal=ordinal + 1000)
         usage.add(first_usage)
         usage.add(second_usage)
         return first + second, usage
 
     async def _call(self, ctx: RunContext, messages: list[dict[str, str]], kind: str,
-                    usage: _Usage, flags: _Flags) -> ModelResponse:
+                    usage: _Usage, flags: _Flags,
+                    settling: list[asyncio.Future[None]]) -> ModelResponse:
         """One logical call: reserve, call, settle; transient errors retried with backoff."""
         spec = spec_of(ctx.model)
         request = ModelRequest(model=spec, messages=messages, max_tokens=self._max_tokens(ctx),
@@ -448,9 +458,13 @@ class Pipeline:
             except BaseException:
                 await asyncio.shield(self._release_quietly(reservation, "call interrupted"))
                 raise
-            # The provider has answered (and billed): a cancellation arriving now must not
-            # leave the call reserved until the sweeper releases it as free.
-            await asyncio.shield(self._settle(ctx, reservation, response, usage, kind))
+            # The provider has answered (and billed): the settlement is a task of its own, so
+            # a cancellation arriving now cannot leave the call reserved until the sweeper
+            # releases it as free; the chunk waits for it before it is stored.
+            usage.add(_Usage(response.input_tokens, response.output_tokens, response.cost_usd,
+                             response.latency_ms, 1))
+            settling.append(asyncio.ensure_future(
+                self._settle(ctx, reservation, response, kind)))
             return response
         raise AssertionError("unreachable")
 
@@ -491,10 +505,9 @@ class Pipeline:
         return reservation
 
     async def _settle(self, ctx: RunContext, reservation: Reservation,
-                      response: ModelResponse, usage: _Usage, kind: str) -> None:
+                      response: ModelResponse, kind: str) -> None:
         call = _Usage(response.input_tokens, response.output_tokens, response.cost_usd,
                       response.latency_ms, 1)
-        usage.add(call)
 
         if ctx.batch.budget_usd is None:
             # The common case: one autocommit statement settles and counts the call.
@@ -600,6 +613,19 @@ async def run_finished(runtime: Any, run_id: int, status: str) -> None:
             await service.run_finished(run_id, status)
         except Exception:
             log.warning("%s could not process the end of run %s", name, run_id, exc_info=True)
+
+
+async def _settled(settling: list[asyncio.Future[None]]) -> None:
+    """Wait for a chunk's settlements (even when the chunk is being cancelled); the first
+    failure, if any, is raised."""
+    if not settling:
+        return
+    pending = list(settling)
+    settling.clear()
+    results = await asyncio.shield(asyncio.gather(*pending, return_exceptions=True))
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
 
 
 async def _maybe_await(value: Any) -> Any:
