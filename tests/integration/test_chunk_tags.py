@@ -76,25 +76,36 @@ async def test_new_and_known_tags_are_linked_and_a_redo_replaces_them(db: Any) -
         assert list(names) == ["family", "values", "work"]
 
 
-async def test_a_tag_created_concurrently_by_another_writer_is_still_linked(
-        db: Any, database_url: str) -> None:
-    # Given: another writer has created the tag 'courage' but not committed yet
-    seeded = await seed_source(db, [])
+async def _while_a_writer_creates(database_url: str, tag: str, store: Any) -> BaseException | None:
+    """Run `store()` while another connection creates `tag`: uncommitted when the store
+    starts, committed half a second later. Returns what the store raised, if anything."""
     other = await asyncpg.connect(database_url.replace("postgresql+asyncpg://", "postgresql://"))
     try:
         transaction = other.transaction()
         await transaction.start()
-        await other.execute("INSERT INTO tags (name) VALUES ('courage')")
-        # When: the chunk is stored meanwhile (it waits on the other writer's tag row) …
-        saving = asyncio.create_task(_save(db, seeded.run_id, [_fragment(0, ("courage",))]))
+        await other.execute("INSERT INTO tags (name) VALUES ($1)", tag)
+        storing = asyncio.create_task(store())
         await asyncio.sleep(0.5)
-        assert not saving.done()
-        # … and the other writer commits
+        assert not storing.done()  # it waits on the other writer's tag row
         await transaction.commit()
-        await asyncio.wait_for(saving, 10)
+        try:
+            await asyncio.wait_for(storing, 10)
+        except Exception as exc:
+            return exc
+        return None
     finally:
         await other.close()
+
+
+async def test_a_tag_created_concurrently_by_another_writer_is_still_linked(
+        db: Any, database_url: str) -> None:
+    # Given: a run
+    seeded = await seed_source(db, [])
+    # When: the chunk is stored while another writer creates its tag
+    raised = await _while_a_writer_creates(
+        database_url, "courage", lambda: _save(db, seeded.run_id, [_fragment(0, ("courage",))]))
     # Then: the fragment carries the tag the other writer created
+    assert raised is None
     assert await _tags_of(db, seeded.run_id) == {0: ["courage"]}
 
 
@@ -166,20 +177,13 @@ async def test_a_skipped_run_gets_nothing_stored_on_either_path(db: Any) -> None
 
 async def test_a_tag_race_aborts_the_one_statement_path_with_nothing_written(
         db: Any, database_url: str) -> None:
-    # Given: another writer creates the tag and commits while the chunk is being stored
+    # Given: a run
     seeded = await seed_source(db, [])
-    other = await asyncpg.connect(database_url.replace("postgresql+asyncpg://", "postgresql://"))
-    try:
-        transaction = other.transaction()
-        await transaction.start()
-        await other.execute("INSERT INTO tags (name) VALUES ('courage')")
-        storing = asyncio.create_task(_store_new(db, seeded.run_id, [_fragment(0, ("courage",))]))
-        await asyncio.sleep(0.5)
-        await transaction.commit()
-        # When / Then: the statement aborts (the pipeline then replaces in a transaction)
-        with pytest.raises(sa.exc.DBAPIError) as raised:
-            await asyncio.wait_for(storing, 10)
-    finally:
-        await other.close()
-    assert sqlstate_of(raised.value) == CHUNK_TAG_RACE
+    # When: the fast path stores the chunk while another writer creates its tag
+    raised = await _while_a_writer_creates(
+        database_url, "courage",
+        lambda: _store_new(db, seeded.run_id, [_fragment(0, ("courage",))]))
+    # Then: the statement aborted whole (the pipeline then replaces in a transaction)
+    assert isinstance(raised, sa.exc.DBAPIError)
+    assert sqlstate_of(raised) == CHUNK_TAG_RACE
     assert await _written(db, seeded.run_id) == (0, 0, 0)
