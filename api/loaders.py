@@ -74,7 +74,9 @@ class Loaders:
         # refers to the same row (a page of fragments of a few sources builds a few Sources).
         self.objects: dict[Hashable, Any] = {}
         self.source: DataLoader[int, Any] = DataLoader(
-            _keyed(runtime, lambda s, ids: SourceRepository(s).get_many(ids), one_statement=True)
+            # Without the content column: `Source.content` loads it when selected.
+            _keyed(runtime, lambda s, ids: SourceRepository(s).get_many(ids, with_content=False),
+                   one_statement=True)
         )
 
     def get(self, name: str, fetch: Callable[[Any, list[Any]], Awaitable[dict[Any, Any]]],

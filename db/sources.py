@@ -8,6 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import defer
 
 from db.keyset import Page, PageRequest, SortKey, paginate
 from db.tables import RunRow, SourceRow
@@ -105,11 +106,24 @@ class SourceRepository:
         result = await self.session.execute(sa.select(SourceRow).where(_S.source_code == code))
         return result.scalar_one_or_none()
 
-    async def get_many(self, ids: list[int]) -> dict[int, SourceRow]:
+    async def get_many(self, ids: list[int], *, with_content: bool = True
+                       ) -> dict[int, SourceRow]:
+        """Rows by id; without `with_content` the content column (up to the content limit
+        per source) is left unread: `content_of` reads it when it is wanted."""
         if not ids:
             return {}
-        result = await self.session.execute(sa.select(SourceRow).where(_S.id.in_(ids)))
+        query = sa.select(SourceRow).where(_S.id.in_(ids))
+        if not with_content:
+            query = query.options(defer(SourceRow.content))  # type: ignore[arg-type]
+        result = await self.session.execute(query)
         return {row.id: row for row in result.scalars()}
+
+    async def content_of(self, ids: list[int]) -> dict[int, str]:
+        """The content of each source, by id."""
+        if not ids:
+            return {}
+        result = await self.session.execute(sa.select(_S.id, _S.content).where(_S.id.in_(ids)))
+        return {row.id: row.content for row in result}
 
     async def _conflicts(self, codes: list[str], hashes: list[str]) -> tuple[dict[str, int],
                                                                                dict[str, int]]:
@@ -243,7 +257,9 @@ class SourceRepository:
         return row
 
     async def list(self, flt: SourceFilter | None, sort: str, descending: bool,
-                   page: PageRequest) -> Page:
+                   page: PageRequest, *, with_content: bool = True) -> Page:
         query = _apply_filter(sa.select(SourceRow), flt)
+        if not with_content:
+            query = query.options(defer(SourceRow.content))  # type: ignore[arg-type]
         return await paginate(self.session, query, entity_id=_S.id, key=SORT_KEYS[sort],
                               descending=descending, page=page)

@@ -54,6 +54,7 @@ class SourceQueries:
                     str(order.field),
                     order.direction == OrderDirection.DESC,
                     page,
+                    with_content=False,
                 )
         except DomainError as exc:
             raise public(exc) from None

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any
 
+import sqlalchemy as sa
 import strawberry
 from strawberry import relay
 
@@ -22,6 +23,7 @@ from api.types.enums import (
     SourceType,
 )
 from db.sources import SourceFilter as SourceFilterSpec
+from db.sources import SourceRepository
 from db.tables import SourceRow
 from domain import model as m
 
@@ -29,6 +31,17 @@ if TYPE_CHECKING:
     from api.types.graph import ProcessingSummary
     from api.types.optimization import ModelComparison, SweetSpot
     from api.types.processing import FragmentConnection, FragmentFilter, FragmentOrder
+
+
+async def _content(root: Any, info: strawberry.Info) -> str:
+    """The source's text: carried by the row it was built from, else read on demand (pages
+    read rows without it, since one source may hold megabytes)."""
+    if root.loaded_content is not None:
+        return str(root.loaded_content)
+    text: str = await info.context.loaders.get(
+        "source_content", lambda s, ids: SourceRepository(s).content_of(ids),
+        one_statement=True).load(root.id)
+    return text
 
 
 @strawberry.type(description="One piece of material about the person: text plus metadata.")
@@ -40,7 +53,7 @@ class Source(relay.Node):
     quality: SourceQuality
     extraction_priority: ExtractionPriority
     status: SourceStatus
-    content: str
+    content: str = strawberry.field(resolver=_content)
     content_sha256: str = strawberry.field(description="sha256 of the UTF-8 content.")
     word_count: int
     char_count: int = strawberry.field(description="Length in characters (code points).")
@@ -51,6 +64,8 @@ class Source(relay.Node):
     notes: str | None
     created_at: dt.datetime
     updated_at: dt.datetime
+    # The text when the row carried it (see _content).
+    loaded_content: strawberry.Private[str | None] = None
 
     @classmethod
     def from_row(cls, row: SourceRow) -> Source:
@@ -62,7 +77,7 @@ class Source(relay.Node):
             quality=m.SourceQuality(row.quality),
             extraction_priority=m.ExtractionPriority(row.extraction_priority),
             status=m.SourceStatus(row.status),
-            content=row.content,
+            loaded_content=None if "content" in sa.inspect(row).unloaded else row.content,
             content_sha256=row.content_sha256,
             word_count=row.word_count,
             char_count=row.char_count,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -134,3 +135,46 @@ async def test_a_fragments_page_loads_its_sources_in_one_statement(gql: Any, db:
     assert len([s for s in statements if "FROM fragments" in s]) == 1
     assert len([s for s in statements if "FROM sources" in s]) == 1
     assert len(statements) == 2 and len(without_sources) == 1
+
+
+CONTENT_PAGE = """
+query Page($n: Int!, $withContent: Boolean!) {
+  sources(first: $n) { edges { node { sourceCode content @include(if: $withContent) } } }
+  fragments(first: $n) { edges { node { fragmentCode
+    source { title content @include(if: $withContent) } } } }
+}
+"""
+
+
+def _reads_content(statements: list[str]) -> bool:
+    """Whether a statement reads the sources' text column (not its sha256)."""
+    return any(re.search(r"\bsources\.content\b(?!_)", statement) for statement in statements)
+
+
+async def test_pages_read_source_text_only_when_it_is_selected(gql: Any, db: Any) -> None:
+    # Given: sources holding a megabyte of text each
+    seeded = [await seed_source(db, [f"Fragment {i} about trust."]) for i in range(3)]
+    big = "Long text about trust and work. " * 32_000
+    async with db.transaction() as session:
+        await session.execute(sa.text("UPDATE sources SET content = :c || id"), {"c": big})
+    # When: pages of sources and of fragments with their sources, without the text
+    with counted_statements(db) as without:
+        body = await gql(CONTENT_PAGE, {"n": 10, "withContent": False})
+    # Then: no statement reads the content column
+    assert len(body["data"]["sources"]["edges"]) == 3
+    assert not _reads_content(without), without
+    # When: the text is selected
+    with counted_statements(db) as with_text:
+        body = await gql(CONTENT_PAGE, {"n": 10, "withContent": True})
+    # Then: every source carries its own full text, read in one more statement per list
+    texts = {edge["node"]["sourceCode"]: edge["node"]["content"]
+             for edge in body["data"]["sources"]["edges"]}
+    async with db.read() as session:
+        stored = dict((await session.execute(sa.text(
+            "SELECT source_code, content FROM sources"))).all())
+    assert texts == stored
+    for edge in body["data"]["fragments"]["edges"]:
+        assert edge["node"]["source"]["content"].startswith(big)
+    assert _reads_content(with_text)
+    assert len(with_text) <= len(without) + 2
+    assert len(seeded) == 3
