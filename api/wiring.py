@@ -44,10 +44,11 @@ def warm_up_model_client() -> None:
 
 
 def worker_pool_size(settings: Settings) -> int:
-    """Connections a worker host keeps open. A chunk in flight holds at most two at once (its
-    cost settlement overlaps its code allocation), plus lease renewals, the sweeper and run
-    bookkeeping. A pool smaller than that opens and closes connections all the time under
-    load, and every new connection pays for a handshake and for preparing its statements."""
+    """Connections a worker host keeps open. A chunk in flight holds at most two at once (a
+    call's cost settlement runs while the answer is parsed, and a repair call may reserve
+    meanwhile), plus lease renewals, the sweeper and run bookkeeping. A pool smaller than
+    that opens and closes connections all the time under load, and every new connection
+    pays for a handshake and for preparing its statements."""
     return 2 * settings.llm_concurrency + 4
 
 

@@ -21,7 +21,7 @@ from db.tables import (
     SourceRow,
 )
 from domain.extraction import PreparedFragment
-from domain.model import Category, ExtractionPriority, JobKind
+from domain.model import ExtractionPriority, JobKind
 from domain.sources import search_config_for
 
 _R = RunRow.__table__.c  # type: ignore[attr-defined]
@@ -38,23 +38,38 @@ _DELETE_CHUNK_FRAGMENTS = sa.text(
 # row is locked before the batch row, as by every writer. When the run is no longer active
 # (skipped by cancelBatch) no event is written and `seq` is null: the caller rolls back.
 _SAVE_CHUNK = sa.text(
-    "WITH f AS ("
+    "WITH v AS (SELECT u.*,"
+    " row_number() OVER (PARTITION BY u.catcode ORDER BY u.idx) AS k"
+    " FROM unnest(CAST(:codes AS text[]), CAST(:catcodes AS text[]), CAST(:ordinals AS int[]),"
+    " CAST(:contents AS text[]), CAST(:quotes AS text[]), CAST(:starts AS int[]),"
+    " CAST(:ends AS int[]), CAST(:groundings AS text[]), CAST(:scores AS float8[]),"
+    " CAST(:categories AS text[]), CAST(:subcategories AS text[]), CAST(:types AS text[]),"
+    " CAST(:contexts AS text[]), CAST(:insights AS text[]), CAST(:relevances AS int[]),"
+    " CAST(:confidences AS float8[]), CAST(:completes AS bool[]), CAST(:cleans AS bool[]))"
+    " WITH ORDINALITY AS u(code, catcode, ordinal, content, quote, char_start, char_end,"
+    " grounding, score, category, subcategory, fragment_type, context, insight, relevance,"
+    " confidence, complete, clean, idx)),"
+    # Codes not given are FRAG_<CAT>_<NNN> from the category counters, advanced here with the
+    # rows locked in code order (never MAX()+1; an aborted statement leaves them untouched).
+    " wanted_codes AS (SELECT catcode AS code, count(*)::int AS n FROM v"
+    " WHERE v.code IS NULL GROUP BY catcode),"
+    " locked_counters AS (SELECT c.category_code FROM fragment_code_counters c"
+    " JOIN wanted_codes w ON w.code = c.category_code ORDER BY c.category_code FOR UPDATE OF c),"
+    " advanced AS (UPDATE fragment_code_counters c SET last_value = c.last_value + w.n"
+    " FROM wanted_codes w JOIN locked_counters l ON l.category_code = w.code"
+    " WHERE c.category_code = w.code RETURNING c.category_code, c.last_value - w.n AS base),"
+    " f AS ("
     " INSERT INTO fragments (fragment_code, run_id, batch_id, source_id, model_name,"
     " chunk_index, ordinal, content, quote, char_start, char_end, grounding, grounding_score,"
     " category, subcategory, fragment_type, context, insight, relevance, confidence,"
     " is_complete, has_clean_boundaries, search_config)"
-    " SELECT v.code, :run, :batch, :source, :model, :chunk, v.ordinal, v.content, v.quote,"
+    " SELECT coalesce(v.code, 'FRAG_' || v.catcode || '_' || CASE WHEN a.base + v.k < 1000"
+    " THEN lpad((a.base + v.k)::text, 3, '0') ELSE (a.base + v.k)::text END),"
+    " :run, :batch, :source, :model, :chunk, v.ordinal, v.content, v.quote,"
     " v.char_start, v.char_end, v.grounding, v.score, v.category, v.subcategory,"
     " v.fragment_type, v.context, v.insight, v.relevance, v.confidence, v.complete, v.clean,"
     " CAST(:config AS regconfig)"
-    " FROM unnest(CAST(:codes AS text[]), CAST(:ordinals AS int[]), CAST(:contents AS text[]),"
-    " CAST(:quotes AS text[]), CAST(:starts AS int[]), CAST(:ends AS int[]),"
-    " CAST(:groundings AS text[]), CAST(:scores AS float8[]), CAST(:categories AS text[]),"
-    " CAST(:subcategories AS text[]), CAST(:types AS text[]), CAST(:contexts AS text[]),"
-    " CAST(:insights AS text[]), CAST(:relevances AS int[]), CAST(:confidences AS float8[]),"
-    " CAST(:completes AS bool[]), CAST(:cleans AS bool[]))"
-    " AS v(code, ordinal, content, quote, char_start, char_end, grounding, score, category,"
-    " subcategory, fragment_type, context, insight, relevance, confidence, complete, clean)"
+    " FROM v LEFT JOIN advanced a ON a.category_code = v.catcode"
     " RETURNING id, ordinal),"
     " wanted AS (SELECT * FROM unnest(CAST(:tag_ordinals AS int[]), CAST(:tag_names AS text[]))"
     " AS w(ordinal, name)),"
@@ -102,9 +117,9 @@ _LINK_CHUNK_TAGS = sa.text(
 
 async def store_chunk(executor: Any, ctx: RunContext, *, chunk_index: int, char_start: int,
                       char_end: int, fragments: Sequence[PreparedFragment], usage: ChunkUsage,
-                      codes: Sequence[str], replacing: bool) -> int:
+                      codes: Sequence[str] | None, replacing: bool) -> int:
     """Store a chunk's fragments, tags, chunk row, run count and CHUNK_DONE event; the event's
-    seq is returned.
+    seq is returned. Fragments take `codes` when given, else codes from the category counters.
 
     With `replacing` (inside a transaction) the chunk's earlier fragments are deleted first,
     so storing a chunk again replaces it. Without it the chunk must be new, and the one
@@ -113,7 +128,7 @@ async def store_chunk(executor: Any, ctx: RunContext, *, chunk_index: int, char_
     CHUNK_TAG_RACE) and the caller replaces it in a transaction. A run that is no longer
     active aborts it either way (CHUNK_RUN_INACTIVE).
     """
-    if len(codes) != len(fragments):
+    if codes is not None and len(codes) != len(fragments):
         raise ValueError(f"{len(codes)} codes for {len(fragments)} fragments")
     run_id = ctx.run.id or 0
     if replacing:
@@ -125,7 +140,8 @@ async def store_chunk(executor: Any, ctx: RunContext, *, chunk_index: int, char_
         "run": run_id, "batch": ctx.batch.id, "source": ctx.source.id,
         "model": ctx.model.name, "chunk": chunk_index,
         "config": search_config_for(ctx.source.language),
-        "codes": list(codes),
+        "codes": list(codes) if codes is not None else [None] * len(fragments),
+        "catcodes": [f.category.code for f in fragments],
         "ordinals": [f.ordinal for f in fragments],
         "contents": [f.content for f in fragments],
         "quotes": [f.quote for f in fragments],
@@ -164,44 +180,6 @@ def sqlstate_of(exc: BaseException) -> str | None:
     original = getattr(exc, "orig", None)
     return getattr(original, "sqlstate", None) or getattr(
         getattr(original, "__cause__", None), "sqlstate", None)
-
-
-_ADVANCE_COUNTERS = sa.text(
-    "WITH wanted AS (SELECT * FROM unnest(CAST(:codes AS text[]), CAST(:counts AS int[]))"
-    " AS w(code, n)),"
-    # Rows are locked in code order before any is updated: two writers that need
-    # overlapping categories queue on the first shared row instead of deadlocking.
-    " locked AS (SELECT c.category_code FROM fragment_code_counters c"
-    " JOIN wanted w ON w.code = c.category_code ORDER BY c.category_code FOR UPDATE OF c)"
-    " UPDATE fragment_code_counters c SET last_value = c.last_value + w.n"
-    " FROM wanted w JOIN locked l ON l.category_code = w.code"
-    " WHERE c.category_code = w.code RETURNING c.category_code, c.last_value"
-)
-
-
-async def allocate_codes(executor: Any, categories: Sequence[Category]) -> list[str]:
-    """FRAG_<CAT>_<NNN>: the counter rows of every category needed advanced by one
-    UPDATE … RETURNING (never MAX()+1), rows locked in a fixed order so concurrent writers
-    cannot deadlock. `executor` is a session or a connection (autocommit: the counters are
-    released right after the statement)."""
-    needed: dict[str, int] = {}
-    for category in categories:
-        needed[category.code] = needed.get(category.code, 0) + 1
-    if not needed:
-        return []
-    wanted = sorted(needed)
-    rows = (await executor.execute(_ADVANCE_COUNTERS, {
-        "codes": wanted, "counts": [needed[code] for code in wanted]})).all()
-    next_value = {row[0]: int(row[1]) - needed[row[0]] + 1 for row in rows}
-    if len(next_value) != len(wanted):
-        missing = sorted(set(wanted) - set(next_value))
-        raise RuntimeError(f"fragment code counters missing for {missing}")
-    codes = []
-    for category in categories:
-        value = next_value[category.code]
-        next_value[category.code] = value + 1
-        codes.append(f"FRAG_{category.code}_{value:03d}")
-    return codes
 
 
 async def batch_progress(session: Any, batch_ids: list[int]) -> list[Any]:
@@ -402,11 +380,10 @@ class ProcessingRepository:
     ) -> int:
         """Replace the chunk's fragments (idempotent per run+chunk) and mark it done.
 
-        Lock order of every writer: run → batch (the event seq is taken last), and
-        budget day → batch for the ledger; nobody takes batch before run, so none deadlock.
+        Lock order of every writer: run → batch (the event seq) → code counters (the
+        fragments), and budget day → batch for the ledger; nobody takes them the other way
+        round, so none deadlock.
         """
-        if codes is None:
-            codes = await self.allocate_codes([f.category for f in fragments])
         try:
             seq = await store_chunk(self.session, ctx, chunk_index=chunk_index,
                                     char_start=char_start, char_end=char_end,
@@ -418,10 +395,6 @@ class ProcessingRepository:
             raise
         self.session.info.setdefault("mmos_events", []).append((ctx.batch.id or 0, seq))
         return len(fragments)
-
-    async def allocate_codes(self, categories: Sequence[Category]) -> list[str]:
-        """FRAG_<CAT>_<NNN> from counters advanced atomically (never MAX()+1)."""
-        return await allocate_codes(self.session, categories)
 
     async def finish_run(self, ctx: RunContext, status: str, error: str | None = None) -> str:
         """Close a run: dedupe chunk overlaps, recount, roll the batch up; returns batch status."""

@@ -23,7 +23,6 @@ from db.processing import (
     ProcessingRepository,
     RunContext,
     RunNotActive,
-    allocate_codes,
     sqlstate_of,
     store_chunk,
 )
@@ -321,30 +320,27 @@ class Pipeline:
         if flags.cancelled or flags.lease_lost:
             raise RunCancelled()
         # Settling a call's cost (one ledger statement) runs while the answer is parsed and
-        # grounded and its codes are taken; all of it is done before the chunk is stored.
+        # grounded; it is done before the chunk is stored.
         settling: list[asyncio.Future[None]] = []
         try:
             fragments, usage = await self._extract(ctx, chunk, flags, allow_split=True,
                                                    settling=settling)
-            if flags.cancelled or flags.lease_lost:
-                raise RunCancelled()
-            # Codes come from hot counter rows: take them in a statement of their own so
-            # the counters are never held while the chunk is written.
-            codes = await self._allocate_codes(fragments)
         finally:
             await _settled(settling)
-        await self._store(ctx, chunk, fragments, usage, codes)
+        if flags.cancelled or flags.lease_lost:
+            raise RunCancelled()
+        await self._store(ctx, chunk, fragments, usage)
         await self._cost_guard(ctx, limit)
 
     async def _store(self, ctx: RunContext, chunk: Chunk, fragments: list[PreparedFragment],
-                     usage: _Usage, codes: list[str]) -> None:
+                     usage: _Usage) -> None:
         """Store a new chunk in one autocommit statement (one round trip, and the run row is
         held only while it runs); a chunk stored before, or a tag race, takes the replacing
         transaction instead."""
         try:
             seq = await self._autocommit(lambda connection: store_chunk(
                 connection, ctx, chunk_index=chunk.index, char_start=chunk.start,
-                char_end=chunk.end, fragments=fragments, usage=usage.frozen(), codes=codes,
+                char_end=chunk.end, fragments=fragments, usage=usage.frozen(), codes=None,
                 replacing=False))
         except sa.exc.DBAPIError as exc:
             state = sqlstate_of(exc)
@@ -353,33 +349,23 @@ class Pipeline:
                 raise RunCancelled() from None
             if state not in (CHUNK_STORED_BEFORE, CHUNK_TAG_RACE, UNIQUE_VIOLATION):
                 raise
-            await self._commit(lambda s: self._save_chunk(s, ctx, chunk, fragments, usage,
-                                                          codes))
+            await self._commit(lambda s: self._save_chunk(s, ctx, chunk, fragments, usage))
             return
         events = [(ctx.batch.id or 0, seq)]
         await publish_committed(self.runtime, events)
         if self.hooks.events_committed is not None:
             await _maybe_await(self.hooks.events_committed(events))
 
-    async def _allocate_codes(self, fragments: list[PreparedFragment]) -> list[str]:
-        """Fragment codes from the counter rows, each advanced by one autocommit statement:
-        the shared counters are never held across a transaction (gaps are fine, collisions
-        impossible)."""
-        async with self.runtime.engine.connect() as connection:
-            connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
-            return await allocate_codes(connection, [f.category for f in fragments])
-
     @staticmethod
     async def _save_chunk(session: Any, ctx: RunContext, chunk: Chunk,
-                          fragments: list[PreparedFragment], usage: _Usage,
-                          codes: list[str]) -> int:
+                          fragments: list[PreparedFragment], usage: _Usage) -> int:
         repository = ProcessingRepository(session)
         # save_chunk rolls back when the run is no longer processing: once cancelBatch has
         # skipped the run, no fragment and no event of it lands after CANCELLED.
         try:
             return await repository.save_chunk(
                 ctx, chunk_index=chunk.index, char_start=chunk.start, char_end=chunk.end,
-                fragments=fragments, usage=usage.frozen(), codes=codes)
+                fragments=fragments, usage=usage.frozen())
         except RunNotActive:
             raise RunCancelled() from None
 
