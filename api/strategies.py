@@ -26,6 +26,7 @@ from api.bootstrap import Runtime
 from api.quality import policy_defaults
 from api.services import checked_models, create_batch, dispatch, publish, refuse_busy
 from api.settings import Settings
+from db.engine import sqlstate_of
 from db.performance import PerformanceRepository, plan_samples
 from db.processing import NewBatch
 from db.sources import SourceRepository
@@ -123,8 +124,7 @@ async def advance_strategy(runtime: Runtime, batch_id: int) -> list[int]:
                 created = await _advance(session, runtime.settings, batch_id)
             break
         except sa.exc.DBAPIError as exc:
-            state = getattr(getattr(exc, "orig", None), "sqlstate", None)
-            if state not in RETRYABLE_SQLSTATES or attempt == TX_RETRIES - 1:
+            if sqlstate_of(exc) not in RETRYABLE_SQLSTATES or attempt == TX_RETRIES - 1:
                 raise
             await asyncio.sleep(0.05 * (attempt + 1) * (1 + random.random()))
     if created:

@@ -58,6 +58,13 @@ def _ping_idle_connections(engine: AsyncEngine, idle_s: float) -> None:
             raise sa.exc.DisconnectionError(f"idle connection is gone: {exc}") from exc
 
 
+def sqlstate_of(exc: BaseException) -> str | None:
+    """The SQLSTATE behind a SQLAlchemy error raised by asyncpg, if any."""
+    original = getattr(exc, "orig", None)
+    return getattr(original, "sqlstate", None) or getattr(
+        getattr(original, "__cause__", None), "sqlstate", None)
+
+
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     """Sessions that keep loaded values after commit (results outlive the transaction)."""
     return async_sessionmaker(engine, expire_on_commit=False)

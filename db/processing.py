@@ -11,6 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from db.engine import sqlstate_of
 from db.jobs import JobQueue
 from db.tables import (
     BatchRow,
@@ -33,10 +34,11 @@ ACTIVE_RUN = ("pending", "processing", "waiting_budget")
 _DELETE_CHUNK_FRAGMENTS = sa.text(
     "DELETE FROM fragments WHERE run_id = :r AND chunk_index = :c")
 
-# One statement stores a chunk: its fragments, their tags (created on first use), the chunk
-# row, the run's done-chunk count and the CHUNK_DONE event with the batch's next seq. The run
-# row is locked before the batch row, as by every writer. When the run is no longer active
-# (skipped by cancelBatch) no event is written and `seq` is null: the caller rolls back.
+# One statement stores a chunk: its fragments (with their codes), their tags (created on first
+# use), the chunk row, the run's done-chunk count and the CHUNK_DONE event with the batch's
+# next seq. Locks are taken run → batch → code counters, as by every writer. The final SELECT
+# calls mmos_chunk_stored (migration 0006), which aborts the whole statement when the result
+# must not stand (see store_chunk).
 _SAVE_CHUNK = sa.text(
     "WITH v AS (SELECT u.*,"
     " row_number() OVER (PARTITION BY u.catcode ORDER BY u.idx) AS k"
@@ -97,9 +99,9 @@ _SAVE_CHUNK = sa.text(
     " || jsonb_build_object('chunksDone', run.chunks_done, 'chunkCount', run.chunk_count)"
     " FROM next, run RETURNING seq)"
     " SELECT mmos_chunk_stored((SELECT seq FROM event), (SELECT inserted FROM chunk),"
-    " (SELECT count(DISTINCT name) FROM known), CAST(:tags_wanted AS bigint),"
-    " CAST(:replacing AS boolean), CAST(:run AS bigint)) AS seq,"
-    " (SELECT count(DISTINCT name) FROM known) AS tags_known"
+    " t.known, CAST(:tags_wanted AS bigint), CAST(:replacing AS boolean),"
+    " CAST(:run AS bigint)) AS seq, t.known AS tags_known"
+    " FROM (SELECT count(DISTINCT name) AS known FROM known) AS t"
 )
 
 # SQLSTATEs raised by mmos_chunk_stored (migration 0006).
@@ -135,6 +137,7 @@ async def store_chunk(executor: Any, ctx: RunContext, *, chunk_index: int, char_
         await executor.execute(_DELETE_CHUNK_FRAGMENTS, {"r": run_id, "c": chunk_index})
     tag_ordinals = [f.ordinal for f in fragments for _ in f.tags]
     tag_names = [tag for f in fragments for tag in f.tags]
+    tags_wanted = len(set(tag_names))
     grounded = sum(1 for f in fragments if f.is_grounded)
     row = (await executor.execute(_SAVE_CHUNK, {
         "run": run_id, "batch": ctx.batch.id, "source": ctx.source.id,
@@ -159,27 +162,20 @@ async def store_chunk(executor: Any, ctx: RunContext, *, chunk_index: int, char_
         "completes": [f.is_complete for f in fragments],
         "cleans": [f.has_clean_boundaries for f in fragments],
         "tag_ordinals": tag_ordinals, "tag_names": tag_names,
-        "tags_wanted": len(set(tag_names)), "replacing": replacing,
+        "tags_wanted": tags_wanted, "replacing": replacing,
         "char_start": char_start, "char_end": char_end, "count": len(fragments),
         "input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
         "cost": usage.cost_usd, "latency": usage.latency_ms, "calls": usage.llm_calls,
         "payload": json.dumps({"chunk": chunk_index, "fragments": len(fragments),
                                "grounded": grounded, "costUsd": str(usage.cost_usd)}),
     })).one()
-    if row.tags_known < len(set(tag_names)):
+    if row.tags_known < tags_wanted:
         # Replacing: a tag created by a concurrent writer that committed after the
         # statement's snapshot; a statement of its own sees it.
         await executor.execute(_LINK_CHUNK_TAGS, {
             "run": run_id, "chunk": chunk_index, "ordinals": tag_ordinals,
             "names": tag_names})
     return int(row.seq)
-
-
-def sqlstate_of(exc: BaseException) -> str | None:
-    """The SQLSTATE behind a SQLAlchemy error raised by asyncpg, if any."""
-    original = getattr(exc, "orig", None)
-    return getattr(original, "sqlstate", None) or getattr(
-        getattr(original, "__cause__", None), "sqlstate", None)
 
 
 async def batch_progress(session: Any, batch_ids: list[int]) -> list[Any]:

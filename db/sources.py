@@ -118,6 +118,11 @@ class SourceRepository:
         result = await self.session.execute(query)
         return {row.id: row for row in result.scalars()}
 
+    @staticmethod
+    def loaded_content(row: SourceRow) -> str | None:
+        """The row's content, or None when it was read without it (`with_content=False`)."""
+        return None if "content" in sa.inspect(row).unloaded else row.content
+
     async def content_of(self, ids: list[int]) -> dict[int, str]:
         """The content of each source, by id."""
         if not ids:

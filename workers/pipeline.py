@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 from db.budget import BudgetExceeded, BudgetLedger, Reservation
 from db.catalog import spec_of
+from db.engine import sqlstate_of
 from db.jobs import ClaimedJob, JobQueue
 from db.processing import (
     CHUNK_RUN_INACTIVE,
@@ -23,7 +24,6 @@ from db.processing import (
     ProcessingRepository,
     RunContext,
     RunNotActive,
-    sqlstate_of,
     store_chunk,
 )
 from domain.chunking import Chunk, chunk_text, split_chunk
@@ -133,11 +133,16 @@ class Pipeline:
                 if sqlstate_of(exc) not in RETRYABLE_SQLSTATES or attempt == TX_RETRIES - 1:
                     raise
                 await asyncio.sleep(0.05 * (attempt + 1) * (1 + random.random()))
-        if events:
-            await publish_committed(self.runtime, events)
-        if events and self.hooks.events_committed is not None:
-            await _maybe_await(self.hooks.events_committed(events))
+        await self._published(events)
         return result
+
+    async def _published(self, events: list[tuple[int, int]]) -> None:
+        """Hand committed progress events to the bus and the hook."""
+        if not events:
+            return
+        await publish_committed(self.runtime, events)
+        if self.hooks.events_committed is not None:
+            await _maybe_await(self.hooks.events_committed(events))
 
     async def _autocommit(self, work: Callable[[Any], Any]) -> Any:
         """Run single-statement work on an autocommit connection (retried on deadlocks)."""
@@ -351,10 +356,7 @@ class Pipeline:
                 raise
             await self._commit(lambda s: self._save_chunk(s, ctx, chunk, fragments, usage))
             return
-        events = [(ctx.batch.id or 0, seq)]
-        await publish_committed(self.runtime, events)
-        if self.hooks.events_committed is not None:
-            await _maybe_await(self.hooks.events_committed(events))
+        await self._published([(ctx.batch.id or 0, seq)])
 
     @staticmethod
     async def _save_chunk(session: Any, ctx: RunContext, chunk: Chunk,
@@ -447,10 +449,11 @@ class Pipeline:
             # The provider has answered (and billed): the settlement is a task of its own, so
             # a cancellation arriving now cannot leave the call reserved until the sweeper
             # releases it as free; the chunk waits for it before it is stored.
-            usage.add(_Usage(response.input_tokens, response.output_tokens, response.cost_usd,
-                             response.latency_ms, 1))
+            call = _Usage(response.input_tokens, response.output_tokens, response.cost_usd,
+                          response.latency_ms, 1)
+            usage.add(call)
             settling.append(asyncio.ensure_future(
-                self._settle(ctx, reservation, response, kind)))
+                self._settle(ctx, reservation, response, call, kind)))
             return response
         raise AssertionError("unreachable")
 
@@ -491,9 +494,7 @@ class Pipeline:
         return reservation
 
     async def _settle(self, ctx: RunContext, reservation: Reservation,
-                      response: ModelResponse, kind: str) -> None:
-        call = _Usage(response.input_tokens, response.output_tokens, response.cost_usd,
-                      response.latency_ms, 1)
+                      response: ModelResponse, call: _Usage, kind: str) -> None:
 
         if ctx.batch.budget_usd is None:
             # The common case: one autocommit statement settles and counts the call.

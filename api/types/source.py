@@ -8,7 +8,6 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any
 
-import sqlalchemy as sa
 import strawberry
 from strawberry import relay
 
@@ -77,7 +76,7 @@ class Source(relay.Node):
             quality=m.SourceQuality(row.quality),
             extraction_priority=m.ExtractionPriority(row.extraction_priority),
             status=m.SourceStatus(row.status),
-            loaded_content=None if "content" in sa.inspect(row).unloaded else row.content,
+            loaded_content=SourceRepository.loaded_content(row),
             content_sha256=row.content_sha256,
             word_count=row.word_count,
             char_count=row.char_count,

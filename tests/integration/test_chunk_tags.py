@@ -10,6 +10,7 @@ import asyncpg
 import pytest
 import sqlalchemy as sa
 
+from db.engine import sqlstate_of
 from db.processing import (
     CHUNK_RUN_INACTIVE,
     CHUNK_STORED_BEFORE,
@@ -17,7 +18,6 @@ from db.processing import (
     ChunkUsage,
     ProcessingRepository,
     RunNotActive,
-    sqlstate_of,
     store_chunk,
 )
 from domain.extraction import PreparedFragment
