@@ -51,6 +51,12 @@ async def one_statement_read(runtime: Runtime) -> AsyncIterator[AsyncSession]:
         yield session
 
 
+def page_read(runtime: Runtime, counted: bool) -> AbstractAsyncContextManager[AsyncSession]:
+    """The session for reading a page: a page with its total count is two statements (one
+    snapshot, one transaction), a page without it is one (autocommit)."""
+    return runtime.read() if counted else one_statement_read(runtime)
+
+
 def _keyed(runtime: Runtime, fetch: Callable[[Any, list[Any]], Awaitable[dict[Any, Any]]],
            one_statement: bool = False) -> Callable[[list[Any]], Awaitable[Sequence[Any]]]:
     def session() -> AbstractAsyncContextManager[AsyncSession]:

@@ -8,7 +8,7 @@ import strawberry
 
 from api.errors import public
 from api.ids import parse_id
-from api.loaders import one_statement_read
+from api.loaders import page_read
 from api.mutations.processing import read_budget
 from api.pagination import build_connection, wants_total
 from api.types.enums import BatchStatus
@@ -80,10 +80,7 @@ class ProcessingQueries:
             page = replace(validate_page(first, after, last, before),
                            count=wants_total(info))
             spec = filter.to_spec() if filter else None
-            # Without totalCount the page is one statement.
-            reading = (info.context.runtime.read() if page.count
-                       else one_statement_read(info.context.runtime))
-            async with reading as session:
+            async with page_read(info.context.runtime, page.count) as session:
                 result = await list_fragments(session, spec, str(order.field),
                                               str(order.direction) == "desc", page)
         except DomainError as exc:

@@ -15,7 +15,7 @@ from strawberry import relay
 
 from api.errors import public
 from api.ids import as_pk
-from api.loaders import one_statement_read
+from api.loaders import page_read
 from api.pagination import CountedConnection, build_connection, wants_total
 from api.types.enums import Category, RelationshipType
 from api.types.enums import VerificationStatus as VerificationStatusEnum
@@ -311,9 +311,7 @@ async def fragments_of_source(info: strawberry.Info, source_id: int, first: int 
             spec.source_id = source_id
             # A later page counts its fragments only when totalCount is selected.
             page_request = replace(page_request, count=wants_total(info))
-            reading = (info.context.runtime.read() if page_request.count
-                       else one_statement_read(info.context.runtime))
-            async with reading as session:
+            async with page_read(info.context.runtime, page_request.count) as session:
                 page = await list_fragments(session, spec, sort, descending, page_request)
         else:
             spec.source_id = None  # the window query partitions by source itself
