@@ -14,7 +14,7 @@ log = logging.getLogger("mmos.cli")
 
 
 def _database_url(settings: Settings) -> str:
-    from api.bootstrap import resolve_database_url
+    from api.container import resolve_database_url
     from db.embedded import EmbeddedUnavailable
 
     try:
@@ -34,7 +34,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = get_settings()
     host = args.host or settings.host
     port = args.port or settings.port
-    configure_logging(settings.log_level, settings.log_json)
+    configure_logging(settings.log_level, settings.log_format)
     url = _database_url(settings)
     # Access rules depend on the address actually bound (keys beyond loopback).
     settings = settings.model_copy(update={"host": host, "port": port})
@@ -77,13 +77,12 @@ def cmd_worker(args: argparse.Namespace) -> int:
     import signal
     import threading
 
+    from api.container import InProcessWorker, warm_up_model_client, worker_host
     from api.logging import configure_logging
-    from api.wiring import InProcessWorker, make_host, warm_up_model_client
     from workers.broker import setup_broker
-    from workers.host import install_host
 
     settings = get_settings()
-    configure_logging(settings.log_level, settings.log_json)
+    configure_logging(settings.log_level, settings.log_format)
     database_url = settings.database_url
     if not settings.redis_url:
         print("mmos worker needs REDIS_URL (and DATABASE_URL); without Redis, `mmos serve` "
@@ -99,7 +98,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     # job, freeze the actors' shared event loop and with it this process's lease renewals.
     warm_up_model_client()
     broker = setup_broker(settings.redis_url)
-    host = install_host(make_host(settings, database_url))
+    host = worker_host(settings, database_url, broker=broker)
     worker = InProcessWorker(broker, host, settings.worker_threads)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -121,7 +120,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from api.logging import configure_logging
 
     settings = get_settings()
-    configure_logging("WARNING", settings.log_json)
+    configure_logging("WARNING", settings.log_format)
     return asyncio.run(run_demo(settings, Console()))
 
 
@@ -140,29 +139,32 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
 
 async def _keys(settings: Settings, url: str, args: argparse.Namespace) -> int:
-    from api.bootstrap import start_runtime
-    from db.keys import KeyRepository
+    from api.container import cli_container
+    from domain.errors import DomainError
+    from domain.services import keys
 
-    runtime = await start_runtime(settings, database_url=url)
+    container = await cli_container(settings, url)
     try:
-        async with runtime.transaction() as session:
-            keys = KeyRepository(session)
-            if args.keys_command == "create":
-                issued = await keys.create(args.name, args.role)
-                print(f"created key {issued.id} {issued.name!r} with role {issued.role}")
-                print(f"secret (shown once, keep it safe): {issued.secret}")
-            elif args.keys_command == "revoke":
-                count = await keys.revoke(args.key)
-                if not count:
-                    print(f"no active key matches {args.key!r}", file=sys.stderr)
-                    return 1
-                print(f"revoked {count} key(s)")
-            else:
-                for key in await keys.list():
-                    state = "revoked" if key.revoked_at else "active"
-                    print(f"{key.id}\t{key.prefix}\t{key.role}\t{state}\t{key.name}")
+        if args.keys_command == "create":
+            issued = await keys.create_key(container.ports, args.name, args.role)
+            print(f"created key {issued.id} {issued.name!r} with role {issued.role}")
+            print(f"secret (shown once, keep it safe): {issued.secret}")
+        elif args.keys_command == "revoke":
+            count = await keys.revoke_key(container.ports, args.key)
+            if not count:
+                # Never echo what may be a pasted secret.
+                print("no active key matches that id, prefix, name or secret", file=sys.stderr)
+                return 1
+            print(f"revoked {count} key(s)")
+        else:
+            for key in await keys.list_keys(container.ports):
+                state = "revoked" if key.revoked_at else "active"
+                print(f"{key.id}\t{key.prefix}\t{key.role}\t{state}\t{key.name}")
+    except DomainError as exc:
+        print(f"mmos keys: {exc.message}", file=sys.stderr)
+        return 2
     finally:
-        await runtime.close()
+        await container.close()
     return 0
 
 
@@ -190,7 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
     create = key_commands.add_parser("create", help="create a key and print its secret once")
     create.add_argument("--role", required=True, choices=["viewer", "editor", "operator"])
     create.add_argument("--name", default="key", help="a label for the key")
-    revoke = key_commands.add_parser("revoke", help="revoke a key by id, prefix or name")
+    revoke = key_commands.add_parser(
+        "revoke", help="revoke a key by id, prefix, name or its whole secret")
     revoke.add_argument("key")
     key_commands.add_parser("list", help="list keys (never their secrets)")
     keys.set_defaults(func=cmd_keys)
@@ -201,12 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     export = commands.add_parser("export-schema", help="print the GraphQL SDL")
     export.set_defaults(func=cmd_export_schema)
 
-    for register in _EXTRA_COMMANDS:
-        register(commands)
     return parser
-
-
-_EXTRA_COMMANDS: list = []  # type: ignore[type-arg]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -11,56 +11,48 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from api.bootstrap import Runtime, resolve_database_url, start_runtime
+from api.container import Container, resolve_database_url, start_api
 from api.settings import Settings
 
 DEMO_MODELS = ["rules-fast", "rules-thorough"]
 
 
-async def _ensure_sources(runtime: Runtime) -> list[int]:
+async def _ensure_sources(runtime: Container) -> list[int]:
     from api.demo_data import load_samples
-    from db.sources import SourceRepository
-    from domain.sources import SourceLimits, validate_new_source
+    from domain.services.sources import ensure_source
 
     ids = []
-    async with runtime.transaction() as session:
-        repository = SourceRepository(session)
-        for sample in load_samples():
-            existing = await repository.get_by_code(sample["sourceCode"])
-            if existing is not None:
-                ids.append(existing.id or 0)
-                continue
-            data = validate_new_source({
-                "source_code": sample["sourceCode"], "title": sample["title"],
-                "source_type": "interview", "content": sample["content"],
-                "language": sample["language"], "author": sample["author"],
-            }, SourceLimits())
-            ids.append((await repository.add(data)).id or 0)
+    for sample in load_samples():
+        row = await ensure_source(runtime.ports, {
+            "source_code": sample["sourceCode"], "title": sample["title"],
+            "source_type": "interview", "content": sample["content"],
+            "language": sample["language"], "author": sample["author"]})
+        ids.append(row.id or 0)
     return ids
 
 
-async def _progress(runtime: Runtime, batch_ids: list[int]) -> list[Any]:
+async def _progress(runtime: Container, batch_ids: list[int]) -> list[Any]:
     from db.processing import batch_progress
 
     async with runtime.read() as session:
         return await batch_progress(session, batch_ids)
 
 
-async def _summary(runtime: Runtime, batch_ids: list[int]) -> list[Any]:
+async def _summary(runtime: Container, batch_ids: list[int]) -> list[Any]:
     from db.processing import run_summaries
 
     async with runtime.read() as session:
         return await run_summaries(session, batch_ids)
 
 
-async def _print_reports(runtime: Runtime, source_ids: list[int], console: Console) -> None:
+async def _print_reports(runtime: Container, source_ids: list[int], console: Console) -> None:
     """The optimization report of each sample: measured quality, interval, cost, advice."""
-    from api.reports import optimization_report
+    from domain.services.reports import optimization_report
 
     for source_id in source_ids:
         report = None
         for _ in range(50):  # quality is measured right after each run ends
-            report = await optimization_report(runtime, source_id)
+            report = await optimization_report(runtime.ports, source_id)
             if len(report.comparison.entries) >= len(DEMO_MODELS) and not \
                     report.comparison.pending_runs:
                 break
@@ -90,16 +82,14 @@ def _share(part: int, whole: int) -> str:
 
 async def run_demo(settings: Settings, console: Console) -> int:
     """Process both samples with the offline models and print what each model found."""
-    from api.services import start_processing
-    from api.wiring import attach_processing
+    from domain.services.processing import start_processing
 
     url = resolve_database_url(settings)
-    runtime = await start_runtime(settings, database_url=url)
+    runtime = await start_api(settings, url)
     try:
-        await attach_processing(runtime, url, in_process_worker=not settings.redis_url)
         source_ids = await _ensure_sources(runtime)
         console.print(f"Loaded {len(source_ids)} sample interviews (English and Portuguese).")
-        started = await start_processing(runtime, source_ids=source_ids,
+        started = await start_processing(runtime.ports, source_ids=source_ids,
                                          model_names=DEMO_MODELS, strategy=None,
                                          budget_usd=None)
         began = time.monotonic()
@@ -137,7 +127,4 @@ async def run_demo(settings: Settings, console: Console) -> int:
                       "http://127.0.0.1:8000/graphql")
         return 0
     finally:
-        worker = runtime.services.pop("worker", None)
-        if worker is not None:
-            await worker.aclose()
         await runtime.close()

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, TypeVar
 
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from strawberry.dataloader import DataLoader
 
-from api.bootstrap import Runtime
+from api.container import Container
+from db.engine import Session
 from db.sources import SourceRepository
 
 K = TypeVar("K", bound=Hashable)
@@ -32,34 +31,25 @@ def loaded(loader: DataLoader[Any, Any], key: Any) -> Any:
     return future.result()
 
 
-_ONE_STATEMENT_SESSIONS: weakref.WeakKeyDictionary[
-    AsyncEngine, async_sessionmaker[AsyncSession]] = weakref.WeakKeyDictionary()
-
-
 @asynccontextmanager
-async def one_statement_read(runtime: Runtime) -> AsyncIterator[AsyncSession]:
+async def one_statement_read(runtime: Container) -> AsyncIterator[Session]:
     """A session for a read of one statement, in autocommit: the statement is not wrapped in
     BEGIN and ROLLBACK, two round trips that are each a wait for the event loop (longest when
     other threads of the process, such as in-process workers, hold the interpreter). A lone
     statement sees one snapshot either way."""
-    sessions = _ONE_STATEMENT_SESSIONS.get(runtime.engine)
-    if sessions is None:
-        sessions = _ONE_STATEMENT_SESSIONS[runtime.engine] = async_sessionmaker(
-            runtime.engine.execution_options(isolation_level="AUTOCOMMIT"),
-            expire_on_commit=False)
-    async with sessions() as session:
+    async with runtime.one_statement_sessions() as session:
         yield session
 
 
-def page_read(runtime: Runtime, counted: bool) -> AbstractAsyncContextManager[AsyncSession]:
+def page_read(runtime: Container, counted: bool) -> AbstractAsyncContextManager[Session]:
     """The session for reading a page: a page with its total count is two statements (one
     snapshot, one transaction), a page without it is one (autocommit)."""
     return runtime.read() if counted else one_statement_read(runtime)
 
 
-def _keyed(runtime: Runtime, fetch: Callable[[Any, list[Any]], Awaitable[dict[Any, Any]]],
+def _keyed(runtime: Container, fetch: Callable[[Any, list[Any]], Awaitable[dict[Any, Any]]],
            one_statement: bool = False) -> Callable[[list[Any]], Awaitable[Sequence[Any]]]:
-    def session() -> AbstractAsyncContextManager[AsyncSession]:
+    def session() -> AbstractAsyncContextManager[Session]:
         return one_statement_read(runtime) if one_statement else runtime.read()
 
     async def load(keys: list[Any]) -> Sequence[Any]:
@@ -73,7 +63,7 @@ def _keyed(runtime: Runtime, fetch: Callable[[Any, list[Any]], Awaitable[dict[An
 class Loaders:
     """Fresh loaders per request (and per subscription event): caches never go stale."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Container) -> None:
         self.runtime = runtime
         self._extra: dict[str, DataLoader[Any, Any]] = {}
         # GraphQL objects built from loaded rows, shared by every field of the request that

@@ -20,12 +20,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from api import reports, services
-from api.bootstrap import Runtime
+from api.container import Container
 from api.ids import parse_id, to_global
-from db.performance import PerformanceRecord
-from db.sources import SourceRepository
-from db.tables import BatchRow, SourceRow
 from domain import model as m
 from domain.errors import (
     Conflict,
@@ -36,7 +32,9 @@ from domain.errors import (
     PermissionDenied,
 )
 from domain.optimizer import Candidate
-from domain.sources import SourceLimits, is_valid_unicode, validate_new_source
+from domain.performance import PerformanceRecord
+from domain.services import processing, reports, sources
+from domain.sources import is_valid_unicode
 
 log = logging.getLogger("mmos.rest")
 
@@ -97,7 +95,7 @@ def _money(value: Decimal | None) -> str | None:
     return None if value is None else f"{value.normalize():f}"
 
 
-def source_json(row: SourceRow) -> dict[str, Any]:
+def source_json(row: Any) -> dict[str, Any]:
     """A stored source as the REST routes return it (numeric id plus the GraphQL global id)."""
     return {"id": row.id, "global_id": to_global("Source", row.id or 0),
             "source_code": row.source_code, "title": row.title,
@@ -275,8 +273,8 @@ async def _allow(request: Request, role: str) -> JSONResponse | None:
     return None
 
 
-def _runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
+def _runtime(request: Request) -> Container:
+    runtime: Container = request.app.state.runtime
     return runtime
 
 
@@ -290,10 +288,7 @@ async def create_source(request: Request) -> Response:
     runtime = _runtime(request)
     try:
         raw = _source_raw(await _body(request))
-        limits = SourceLimits(max_content_bytes=runtime.settings.max_content_bytes)
-        data = validate_new_source(raw, limits, ())
-        async with runtime.transaction() as session:
-            row = await SourceRepository(session).add(data, ())
+        row = await sources.create_source(runtime.ports, raw, prefix=())
         return JSONResponse(source_json(row), status_code=201)
     except (DomainError, BadRequest) as exc:
         return error_response(exc)
@@ -313,11 +308,10 @@ async def process_multi_model(request: Request) -> Response:
         if issues:
             raise InvalidInput(issues)
         source_id = _source_id(body["source_id"])
-        started = await services.start_processing(
-            runtime, source_ids=[source_id], model_names=_models(body["models"]),
+        started = await processing.start_processing(
+            runtime.ports, source_ids=[source_id], model_names=_models(body["models"]),
             strategy=None, budget_usd=_budget(body.get("budget_usd")), path=())
-        async with runtime.read() as session:
-            batches = [await session.get(BatchRow, i) for i in started.batch_ids]
+        batches = await processing.batches(runtime.ports, started.batch_ids)
         return JSONResponse({
             "group_id": started.group_id, "source_id": source_id,
             "batches": [{"id": b.id, "global_id": to_global("Batch", b.id or 0),
@@ -334,7 +328,7 @@ async def optimization_report(request: Request) -> Response:
         return denied
     try:
         source_id = parse_id(request.path_params["source_id"], "Source", ("source_id",))
-        report = await reports.optimization_report(_runtime(request), source_id,
+        report = await reports.optimization_report(_runtime(request).ports, source_id,
                                                    ("source_id",))
         return JSONResponse(report_json(report))
     except DomainError as exc:
@@ -345,7 +339,7 @@ async def savings(request: Request) -> Response:
     """`GET /reports/savings`: the savingsReport query (rows plus the Markdown table)."""
     if (denied := await _allow(request, "viewer")) is not None:
         return denied
-    lines = await reports.savings_report(_runtime(request))
+    lines = await reports.savings_report(_runtime(request).ports)
     return JSONResponse({"rows": [savings_json(line) for line in lines],
                          "table": reports.savings_table(lines)})
 

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import strawberry
 from graphql import ASTValidationRule
+from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry import relay
 from strawberry.extensions import (
-    AddValidationRules,
-    DisableIntrospection,
     MaskErrors,
     MaxAliasesLimiter,
-    MaxTokensLimiter,
     ParserCache,
     QueryDepthLimiter,
     SchemaExtension,
@@ -36,7 +34,7 @@ from api.queries.processing import ProcessingQueries
 from api.queries.queue import QueueQueries
 from api.queries.sources import SourceQueries
 from api.schema_executor import ScalarFastPathExecutor
-from api.settings import Settings
+from api.settings import Settings, get_settings
 from api.subscriptions import Subscription
 from api.validation import NoNulInStrings
 
@@ -60,31 +58,6 @@ def _root_types() -> tuple[type, type]:
     return Query, Mutation
 
 
-class _Active:
-    """Settings the schema's extension factories read (the app sets them at creation)."""
-
-    settings: Settings | None = None
-
-
-def use_settings(settings: Settings) -> None:
-    """Apply limits and switches of `settings` to every following operation."""
-    _Active.settings = settings
-
-
-def _settings() -> Settings:
-    if _Active.settings is None:
-        _Active.settings = Settings()
-    return _Active.settings
-
-
-class _Noop(SchemaExtension):
-    pass
-
-
-def _introspection_switch() -> SchemaExtension:
-    return _Noop() if _settings().introspection_enabled else DisableIntrospection()
-
-
 @functools.cache
 def _limit_rules(max_depth: int, max_aliases: int) -> tuple[type[ASTValidationRule], ...]:
     """The depth and alias rules for these limits, built once.
@@ -98,19 +71,29 @@ def _limit_rules(max_depth: int, max_aliases: int) -> tuple[type[ASTValidationRu
             NoNulInStrings)
 
 
-def _validation_rules() -> SchemaExtension:
-    settings = _settings()
-    return AddValidationRules(list(_limit_rules(settings.max_query_depth, settings.max_aliases)))
+class ConfiguredLimits(SchemaExtension):
+    """The token, depth and alias limits and the introspection switch of the settings the
+    request runs under (`Context.limits`: the serving app's). An operation executed without
+    an MMOS context (a script calling `schema.execute`) gets the process settings."""
+
+    def on_operation(self) -> Iterator[None]:
+        context = self.execution_context.context
+        limits: Settings = getattr(context, "limits", None) or get_settings()
+        self.execution_context.parse_options["max_tokens"] = limits.max_query_tokens
+        rules = _limit_rules(limits.max_query_depth, limits.max_aliases)
+        if not limits.introspection_enabled:
+            rules = (*rules, NoSchemaIntrospectionCustomRule)
+        self.execution_context.validation_rules = (
+            self.execution_context.validation_rules + rules)
+        yield
 
 
 EXTENSIONS: list[Callable[[], Any]] = [
     # Frontends repeat the same documents: parse and validate each distinct one once.
     lambda: ParserCache(maxsize=256),
     lambda: ValidationCache(maxsize=256),
-    lambda: MaxTokensLimiter(max_token_count=_settings().max_query_tokens),
-    # Depth and alias limits, NUL-free string literals.
-    _validation_rules,
-    _introspection_switch,
+    # Token, depth and alias limits, NUL-free string literals, introspection on or off.
+    ConfiguredLimits,
     RoleCheck,
     OperationMetrics,
     lambda: MaskErrors(should_mask_error=should_mask_error,

@@ -30,7 +30,10 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     log_level: str = "INFO"
-    log_json: bool = True
+    # auto: human-readable lines when the log stream is a terminal, JSON lines otherwise.
+    log_format: Literal["auto", "json", "console"] = "auto"
+    # Deprecated alias (MMOS_LOG_JSON): true = json, false = console, unless MMOS_LOG_FORMAT is set.
+    log_json: bool | None = None
 
     # GraphQL surface and input limits
     graphiql: bool | None = None
@@ -76,6 +79,12 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"MMOS_RESERVATION_TTL_SECONDS ({self.reservation_ttl_seconds}) must be longer "
                 f"than MMOS_LLM_TIMEOUT_SECONDS ({self.llm_timeout_seconds})")
+        return self
+
+    @model_validator(mode="after")
+    def _log_json_alias(self) -> Settings:
+        if "log_format" not in self.model_fields_set and self.log_json is not None:
+            self.log_format = "json" if self.log_json else "console"
         return self
 
     @field_validator("database_url")

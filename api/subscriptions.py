@@ -14,7 +14,6 @@ from collections.abc import AsyncGenerator, Mapping
 from decimal import Decimal
 from typing import Any, cast
 
-import sqlalchemy as sa
 import strawberry
 from graphql import GraphQLError, OperationType, get_operation_ast, parse
 
@@ -23,22 +22,16 @@ from api.errors import public
 from api.ids import parse_id, to_global
 from api.queries.queue import QueueStatus, read_queue_status
 from api.types.processing import Batch
-from db.tables import BatchRow
+from db.events import PostgresEventStore
+from db.lookups import batches_by_id
 from domain.errors import DomainError, PermissionDenied
 from domain.events import EventKind, ProgressUpdate, follow_batch, parse_cursor
-from workers.events import PostgresEventStore
 
 # Registers the domain enum itself as the GraphQL enum (so fields can be typed EventKind).
 strawberry.enum(EventKind, name="BatchEventKind",
                 description="What happened to a batch or one of its runs.")
 
 QUEUE_STATUS_INTERVAL = (0.5, 60.0)
-
-
-async def _batch_rows(session: Any, ids: list[int]) -> dict[int, BatchRow]:
-    rows = await session.execute(sa.select(BatchRow).where(
-        BatchRow.__table__.c.id.in_(ids)))  # type: ignore[attr-defined]
-    return {row.id: row for row in rows.scalars()}
 
 
 OVER_HTTP = ("subscription operation is not supported over HTTP: subscribe over WebSocket "
@@ -103,7 +96,7 @@ class BatchProgressEvent:
 
     @strawberry.field(description="The batch as it is now (read fresh for every event).")
     async def batch(self, info: strawberry.Info) -> Batch | None:
-        row = await info.context.loaders.get("batch", _batch_rows).load(self.batch_pk)
+        row = await info.context.loaders.get("batch", batches_by_id).load(self.batch_pk)
         return Batch.from_row(row) if row is not None else None
 
 
@@ -119,7 +112,7 @@ class Subscription:
         try:
             batch_pk = parse_id(batch_id, "Batch", ("batchId",))
             after_seq = parse_cursor(after, ("after",))
-            updates = follow_batch(PostgresEventStore(runtime), runtime.services["events"],
+            updates = follow_batch(PostgresEventStore(runtime), runtime.events,
                                    batch_pk, after_seq,
                                    poll_seconds=runtime.settings.progress_poll_seconds)
             async with contextlib.aclosing(updates):  # unsubscribes even when cut short

@@ -222,12 +222,12 @@ async def seed(url: str, dsn: str, sources: int, fragments: int) -> float:
     """Migrate, seed the catalog (as the server does), then the bulk rows; returns seconds."""
     import asyncpg
 
-    from api.bootstrap import start_runtime
+    from api.container import build_container
     from api.settings import Settings
 
     started = time.perf_counter()
     settings = Settings(env="development", database_url=url, _env_file=None)  # type: ignore[call-arg]
-    runtime = await start_runtime(settings, database_url=url)
+    runtime = await build_container(settings, database_url=url)
     await runtime.close()
     connection = await asyncpg.connect(dsn)
     try:

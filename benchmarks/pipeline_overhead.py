@@ -122,13 +122,12 @@ async def _rounds(url: str, api_base: str, chunks: int, concurrency: int, rounds
                   ) -> list[tuple[float, float, int]]:
     """(direct seconds, pipeline seconds, chunks done) per round, both sides on one loop, run
     back to back so each round's ratio sees the same machine."""
-    from api.bootstrap import start_runtime
-    from api.services import start_processing
+    from api.container import build_container, worker_pool_size
     from api.settings import Settings
-    from api.wiring import worker_pool_size
     from db.catalog import ModelRepository
     from db.jobs import JobQueue
     from db.sources import SourceRepository
+    from domain.services.processing import start_processing
     from domain.sources import SourceLimits, validate_new_source
     from workers.gateway import LiteLLMClient
     from workers.pipeline import Pipeline
@@ -143,8 +142,8 @@ async def _rounds(url: str, api_base: str, chunks: int, concurrency: int, rounds
         _env_file=None,
     )  # type: ignore[call-arg]
     # Sized as a worker host sizes its pool.
-    runtime = await start_runtime(settings, database_url=url,
-                                  pool_size=worker_pool_size(settings))
+    runtime = await build_container(settings, database_url=url,
+                                    pool_size=worker_pool_size(settings))
     try:
         async with runtime.transaction() as session:
             await ModelRepository(session).register(
@@ -178,7 +177,7 @@ async def _rounds(url: str, api_base: str, chunks: int, concurrency: int, rounds
                     )
                 )
             await start_processing(
-                runtime,
+                runtime.ports,
                 source_ids=[source.id or 0],
                 model_names=["bench-mini"],
                 strategy=None,
@@ -239,7 +238,7 @@ def main() -> None:
     provider, api_base = _start_provider(args.latency)
     try:
         # As a worker process boots: LiteLLM and its tokenizer loaded, the imports frozen.
-        from api.wiring import warm_up_model_client
+        from api.container import warm_up_model_client
 
         warm_up_model_client()
         rounds = asyncio.run(_rounds(url, api_base, args.chunks, args.concurrency, args.rounds))

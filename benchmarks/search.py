@@ -157,11 +157,11 @@ async def explain(session: Any, text: str, analyze: bool = False) -> list[str]:
 
 
 async def _run(url: str, sizes: Iterable[int], repeat: int) -> None:
-    from api.bootstrap import start_runtime
+    from api.container import build_container
     from api.settings import Settings
 
-    runtime = await start_runtime(Settings(env="test", _env_file=None),  # type: ignore[call-arg]
-                                  database_url=url, migrate=False)
+    runtime = await build_container(Settings(env="test", _env_file=None),  # type: ignore[call-arg]
+                                    database_url=url, migrate=False)
     try:
         async with runtime.engine.begin() as connection:
             ids = await create_owners(connection)

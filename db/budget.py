@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from db.settings_store import DAILY_BUDGET, FRAGMENT_COST_LIMIT, SettingsStore
 
@@ -110,7 +110,8 @@ SELECT (SELECT count(*) FROM settled) AS settled, (SELECT count(*) FROM run) AS 
 class BudgetLedger:
     """All money moves in the caller's transaction; one call = one ledger row."""
 
-    def __init__(self, session: AsyncSession, default_daily: Decimal | None = None,
+    def __init__(self, session: AsyncSession | AsyncConnection,
+                 default_daily: Decimal | None = None,
                  default_fragment_limit: Decimal | None = None) -> None:
         self.session = session
         self.default_daily = default_daily

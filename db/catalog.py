@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from db.tables import ModelRow
 from domain.errors import Conflict, NotFound
 from domain.llm import ModelSpec
-from workers.price_map import bundled_limits, bundled_price
+from domain.ports import PriceCatalog
 
 _M = ModelRow.__table__.c  # type: ignore[attr-defined]
 
@@ -56,13 +56,13 @@ SEED_MODELS = (
 )
 
 
-def seed_values(seed: SeedModel) -> dict[str, Any]:
-    """Row values of a seed model, with prices and limits from the bundled map when known."""
-    price = bundled_price(seed.litellm_model)
+def seed_values(seed: SeedModel, prices: PriceCatalog) -> dict[str, Any]:
+    """Row values of a seed model, with prices and limits from the catalog when known."""
+    price = prices.price_of(seed.litellm_model)
     source = "litellm"
     if seed.price is not None and (price is None or seed.is_local):
         price, source = (Decimal(seed.price[0]), Decimal(seed.price[1])), "catalog"
-    window, output = bundled_limits(seed.litellm_model)
+    window, output = prices.limits_of(seed.litellm_model)
     return {
         "name": seed.name,
         "litellm_model": seed.litellm_model,
@@ -95,10 +95,23 @@ class ModelRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def seed(self) -> None:
-        """Insert missing seed models; never overwrite an operator's changes."""
-        rows = [seed_values(seed) for seed in SEED_MODELS]
-        await self.session.execute(insert(ModelRow).values(rows).on_conflict_do_nothing())
+    async def seed(self, prices: PriceCatalog) -> None:
+        """Insert missing seed models; never overwrite an operator's changes.
+
+        Prices are looked up for missing models only: once seeded, a start never asks the
+        catalog (LiteLLM's, slow to import in the API process).
+        """
+        names = [seed.name for seed in SEED_MODELS]
+        query = sa.select(_M.name).where(_M.name.in_(names))
+        present = set((await self.session.execute(query)).scalars())
+        rows = [seed_values(seed, prices) for seed in SEED_MODELS if seed.name not in present]
+        if rows:
+            await self.session.execute(insert(ModelRow).values(rows).on_conflict_do_nothing())
+
+    @staticmethod
+    def spec_of(row: ModelRow) -> ModelSpec:
+        """What the gateway needs to call this catalog model (prices included)."""
+        return spec_of(row)
 
     async def get(self, name: str) -> ModelRow | None:
         return await self.session.get(ModelRow, name)

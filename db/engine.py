@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -13,6 +14,9 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.pool import NullPool
+
+Session = AsyncSession
+"""The session type the read and write paths are given (for annotations outside db/)."""
 
 # A pooled connection idle longer than this is pinged before it is handed out. SQLAlchemy's
 # own pre-ping costs three round trips (BEGIN, ping, ROLLBACK) on *every* checkout, which on
@@ -68,3 +72,23 @@ def sqlstate_of(exc: BaseException) -> str | None:
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     """Sessions that keep loaded values after commit (results outlive the transaction)."""
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def one_statement_sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions on `engine` in autocommit (build once per engine): each statement is its own
+    transaction, with no BEGIN and ROLLBACK around it. For reads of one statement, which see
+    one snapshot either way. The pooled connections are left as they were."""
+    return async_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"),
+                              expire_on_commit=False)
+
+
+async def ping(engine: AsyncEngine) -> None:
+    """One round trip to the database (`SELECT 1` on a connection of the pool); raises when
+    the database cannot be reached."""
+    async with engine.connect() as connection:
+        await connection.execute(sa.text("SELECT 1"))
+
+
+async def database_now(session: Any) -> datetime:
+    """The database's `now()`: the start of the session's current transaction."""
+    return (await session.execute(sa.text("SELECT now()"))).scalar_one()

@@ -30,6 +30,13 @@ BATCH_SORT = SortKey("CREATED_AT", _B.created_at, "datetime")
 # index, not for clients). Selected as columns, the rows come back as plain named tuples:
 # no ORM identity map or instance state for rows that are only read and serialised.
 FRAGMENT_COLUMNS = tuple(column for column in _F if column.key != "search_vector")
+FRAGMENT_KEYS = tuple(column.key for column in FRAGMENT_COLUMNS)
+
+
+def is_fragment_row(row: Any) -> bool:
+    """True when `row` is a plain result row (not a FragmentRow) whose first columns are
+    FRAGMENT_COLUMNS in order, as list_fragments returns: it can be read by position."""
+    return isinstance(row, sa.Row) and row._fields[:len(FRAGMENT_KEYS)] == FRAGMENT_KEYS
 
 
 @dataclass(slots=True)

@@ -315,3 +315,43 @@ async def fragment_coverage(session: AsyncSession, source_id: int) -> list[Any]:
         "SELECT * FROM v_fragment_coverage WHERE source_id = :id ORDER BY category"),
         {"id": source_id})
     return list(rows.mappings())
+
+
+class GraphRepository:
+    """The writes of the graph use cases (tags, relationships, verification), bound to one
+    unit of work's session."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def require_fragments(self, wanted: dict[int, tuple[str, ...]], *,
+                                lock: bool = False) -> dict[int, FragmentRow]:
+        return await require_fragments(self.session, wanted, lock=lock)
+
+    async def ensure_tags(self, names: Sequence[str], category: str | None) -> list[TagRow]:
+        return await ensure_tags(self.session, names, category)
+
+    async def link_tags(self, fragment_ids: Sequence[int], tag_ids: Sequence[int]) -> int:
+        return await link_tags(self.session, fragment_ids, tag_ids)
+
+    async def unlink_tags(self, fragment_ids: Sequence[int], names: Sequence[str]) -> int:
+        return await unlink_tags(self.session, fragment_ids, names)
+
+    async def add_relationship(self, *, fragment_id: int, related_id: int,
+                               kind: RelationshipType, confidence: float,
+                               notes: str | None, created_by: str) -> RelationshipRow:
+        return await add_relationship(self.session, fragment_id=fragment_id,
+                                      related_id=related_id, kind=kind, confidence=confidence,
+                                      notes=notes, created_by=created_by)
+
+    async def delete_relationship(self, relationship_id: int,
+                                  path: tuple[str, ...]) -> list[RelationshipRow]:
+        return await delete_relationship(self.session, relationship_id, path)
+
+    async def delete_links(self, fragment_id: int, related_id: int,
+                           kind: RelationshipType | None) -> list[RelationshipRow]:
+        return await delete_links(self.session, fragment_id, related_id, kind)
+
+    async def record_decision(self, locked: dict[int, FragmentRow], decision: str,
+                              reviewer: str, notes: str | None) -> list[FragmentRow]:
+        return await record_decision(self.session, locked, decision, reviewer, notes)

@@ -41,6 +41,12 @@ WHERE q.id = (
 RETURNING q.id, q.kind, q.run_id, q.batch_id, q.attempts, q.max_attempts, q.payload
 """)
 
+_STATUS_COUNTS = sa.text("""
+SELECT priority, status, count(*) AS jobs,
+       extract(epoch FROM now() - min(created_at)) AS oldest_seconds
+FROM processing_queue GROUP BY priority, status ORDER BY priority DESC, status
+""")
+
 
 class JobQueue:
     """Queue operations inside the caller's transaction."""
@@ -172,6 +178,11 @@ class JobQueue:
             " FROM processing_queue WHERE status IN ('waiting', 'claimed', 'waiting_budget')"
             " GROUP BY priority, status"))
         return [(row.priority, row.status, row.n, row.oldest) for row in result]
+
+    async def status_counts(self) -> list[Any]:
+        """Rows (priority, status, jobs, oldest_seconds) over every job, highest priority first
+        then by status: the queue status query."""
+        return list(await self.session.execute(_STATUS_COUNTS))
 
 
 def _json(value: dict[str, Any]) -> str:

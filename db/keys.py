@@ -65,13 +65,32 @@ class KeyRepository:
         return IssuedKey(row.id or 0, row.name, role, token)
 
     async def revoke(self, ident: str) -> int:
-        """Revoke by id, prefix or name; returns how many keys were revoked."""
+        """Revoke by id, prefix, name or the whole secret; returns how many keys were revoked.
+
+        A secret (people paste the leaked token) revokes its key only when it verifies as
+        `verify` checks it: its prefix's key, with a matching hash (compared in constant time).
+        """
         condition = sa.or_(_K.prefix == ident, _K.name == ident)
         if ident.isascii() and ident.isdigit() and len(ident) < 19:
             condition = sa.or_(condition, _K.id == int(ident))
+        secret_of = await self._active_row(ident)
+        if secret_of is not None:
+            condition = sa.or_(condition, _K.id == secret_of.id)
         result = await self.session.execute(sa.update(ApiKeyRow).where(
             condition, _K.revoked_at.is_(None)).values(revoked_at=sa.func.now()))
         return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    async def _active_row(self, token: str) -> ApiKeyRow | None:
+        """The active key whose whole secret is `token` (constant-time hash comparison)."""
+        parsed = split_key(token)
+        if parsed is None:
+            return None
+        prefix, whole = parsed
+        row = (await self.session.execute(sa.select(ApiKeyRow).where(
+            _K.prefix == prefix, _K.revoked_at.is_(None)))).scalar_one_or_none()
+        if row is None or not hmac.compare_digest(row.key_hash, _digest(whole)):
+            return None
+        return row
 
     async def list(self) -> list[KeyInfo]:
         rows = await self.session.execute(sa.select(ApiKeyRow).order_by(_K.id))
@@ -80,13 +99,8 @@ class KeyRepository:
 
     async def verify(self, token: str) -> KeyInfo | None:
         """The active key matching `token` (constant-time hash comparison), else None."""
-        parsed = split_key(token)
-        if parsed is None:
-            return None
-        prefix, whole = parsed
-        row = (await self.session.execute(sa.select(ApiKeyRow).where(
-            _K.prefix == prefix, _K.revoked_at.is_(None)))).scalar_one_or_none()
-        if row is None or not hmac.compare_digest(row.key_hash, _digest(whole)):
+        row = await self._active_row(token)
+        if row is None:
             return None
         info = KeyInfo(row.id or 0, row.name, row.prefix, row.role, row.created_at,
                        row.revoked_at, row.last_used_at)

@@ -12,8 +12,6 @@ import json
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -21,10 +19,17 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.settings_store import QUALITY_THRESHOLDS, QUALITY_WEIGHTS, SettingsStore
+from db.settings_store import (
+    MIN_VERIFIED,
+    QUALITY_THRESHOLDS,
+    QUALITY_WEIGHTS,
+    REFERENCE_MODEL,
+    SettingsStore,
+)
 from db.tables import ModelPerformanceRow
 from domain.chunking import sentence_spans
 from domain.evaluation import (
+    PolicyDefaults,
     QualityPolicy,
     RunEvidence,
     RunMeasurement,
@@ -34,61 +39,13 @@ from domain.evaluation import (
 )
 from domain.model import Span
 from domain.optimizer import Candidate, failed_sample, pool_candidates
+from domain.performance import PerformanceRecord, latest_of_each_model  # noqa: F401  (re-exported)
 from domain.quality import QualityWeights, ScoredFragment
 
 log = logging.getLogger("mmos.quality")
 
-REFERENCE_MODEL = "quality_reference_model"
-MIN_VERIFIED = "quality_min_verified_fragments"
 _ABSENT = object()
 _MP = ModelPerformanceRow.__table__.c  # type: ignore[attr-defined]
-
-
-@dataclass(frozen=True, slots=True)
-class PolicyDefaults:
-    """Environment defaults; values in the `settings` table override them."""
-
-    min_verified: int = 5
-    reference_model: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class PerformanceRecord:
-    """One model_performance row with what reports need beside it."""
-
-    run_id: int
-    batch_id: int
-    source_id: int
-    source_type: str
-    source_chars: int
-    model: str
-    reference_kind: str
-    reference_model: str | None
-    quality_score: float
-    quality_low: float
-    quality_high: float
-    provisional: bool
-    grounded_rate: float
-    miu_rate: float
-    precision: float | None
-    recall: float | None
-    f1: float | None
-    coverage: float
-    mean_relevance: float
-    fragment_count: int
-    grounded_fragment_count: int
-    cost_usd: Decimal
-    cost_per_fragment: Decimal | None
-    cost_per_1k_chars: Decimal | None
-    latency_ms: int
-    metrics: dict[str, Any]
-    finished_at: datetime | None = None
-
-    def candidate(self) -> Candidate:
-        """This run as one sample of its model."""
-        return Candidate(self.model, self.quality_score, self.quality_low, self.quality_high,
-                         self.provisional, self.cost_usd, self.grounded_fragment_count,
-                         self.source_chars, 1)
 
 
 _RECORD_SQL = """
@@ -145,6 +102,11 @@ class PerformanceRepository:
         if not isinstance(raw, dict):
             return {}
         return {str(k): float(v) for k, v in raw.items() if isinstance(v, int | float)}
+
+    async def merge_thresholds(self, changes: Mapping[str, float | None],
+                               updated_by: str | None) -> None:
+        """Set (or, for None, remove) per-type thresholds atomically."""
+        await merge_thresholds(self.session, changes, updated_by)
 
     # -- measuring ------------------------------------------------------------------------------
 
@@ -323,21 +285,6 @@ class PerformanceRepository:
         rows = await self.session.execute(sa.text(query), params)
         return {r.name: price_key(r.input_cost_per_million, r.output_cost_per_million)
                 for r in rows}
-
-
-def latest_of_each_model(records: Iterable[PerformanceRecord]) -> list[PerformanceRecord]:
-    """Each model's most recently finished run among `records` (of one source)."""
-    latest: dict[str, PerformanceRecord] = {}
-    for record in records:
-        current = latest.get(record.model)
-        if current is None or _finish_key(record) > _finish_key(current):
-            latest[record.model] = record
-    return [latest[model] for model in sorted(latest)]
-
-
-def _finish_key(record: PerformanceRecord) -> tuple[float, int]:
-    finished = record.finished_at.timestamp() if record.finished_at else float("-inf")
-    return (finished, record.run_id)
 
 
 def pool_by_model(samples: Sequence[Candidate]) -> list[Candidate]:

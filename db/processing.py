@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from db.tables import (
     RunRow,
     SourceRow,
 )
-from domain.extraction import PreparedFragment
+from domain.extraction import FRAGMENT_FIELDS, PreparedFragment
 from domain.model import ExtractionPriority, JobKind
 from domain.sources import search_config_for
 
@@ -30,6 +31,14 @@ _F = FragmentRow.__table__.c  # type: ignore[attr-defined]
 _B = BatchRow.__table__.c  # type: ignore[attr-defined]
 
 ACTIVE_RUN = ("pending", "processing", "waiting_budget")
+
+# The fragment columns a chunk insert writes, one array parameter `f_<field>` each (typed by
+# the column: text arrays for strings, so an overlong value fails rather than being cut).
+_ARRAY_TYPES = {str: "text[]", int: "int[]", float: "float8[]", bool: "bool[]"}
+_FIELD_ARRAYS = ", ".join(f"CAST(:f_{name} AS {_ARRAY_TYPES[_F[name].type.python_type]})"
+                          for name in FRAGMENT_FIELDS)
+_FIELD_NAMES = ", ".join(FRAGMENT_FIELDS)
+_FIELD_VALUES = ", ".join(f"v.{name}" for name in FRAGMENT_FIELDS)
 
 _DELETE_CHUNK_FRAGMENTS = sa.text(
     "DELETE FROM fragments WHERE run_id = :r AND chunk_index = :c")
@@ -43,14 +52,8 @@ _SAVE_CHUNK = sa.text(
     "WITH v AS (SELECT u.*,"
     " row_number() OVER (PARTITION BY u.catcode ORDER BY u.idx) AS k"
     " FROM unnest(CAST(:codes AS text[]), CAST(:catcodes AS text[]), CAST(:ordinals AS int[]),"
-    " CAST(:contents AS text[]), CAST(:quotes AS text[]), CAST(:starts AS int[]),"
-    " CAST(:ends AS int[]), CAST(:groundings AS text[]), CAST(:scores AS float8[]),"
-    " CAST(:categories AS text[]), CAST(:subcategories AS text[]), CAST(:types AS text[]),"
-    " CAST(:contexts AS text[]), CAST(:insights AS text[]), CAST(:relevances AS int[]),"
-    " CAST(:confidences AS float8[]), CAST(:completes AS bool[]), CAST(:cleans AS bool[]))"
-    " WITH ORDINALITY AS u(code, catcode, ordinal, content, quote, char_start, char_end,"
-    " grounding, score, category, subcategory, fragment_type, context, insight, relevance,"
-    " confidence, complete, clean, idx)),"
+    f" {_FIELD_ARRAYS})"
+    f" WITH ORDINALITY AS u(code, catcode, ordinal, {_FIELD_NAMES}, idx)),"
     # Codes not given are FRAG_<CAT>_<NNN> from the category counters, advanced here with the
     # rows locked in code order (never MAX()+1; an aborted statement leaves them untouched).
     " wanted_codes AS (SELECT catcode AS code, count(*)::int AS n FROM v"
@@ -62,14 +65,10 @@ _SAVE_CHUNK = sa.text(
     " WHERE c.category_code = w.code RETURNING c.category_code, c.last_value - w.n AS base),"
     " f AS ("
     " INSERT INTO fragments (fragment_code, run_id, batch_id, source_id, model_name,"
-    " chunk_index, ordinal, content, quote, char_start, char_end, grounding, grounding_score,"
-    " category, subcategory, fragment_type, context, insight, relevance, confidence,"
-    " is_complete, has_clean_boundaries, search_config)"
+    f" chunk_index, ordinal, {_FIELD_NAMES}, search_config)"
     " SELECT coalesce(v.code, 'FRAG_' || v.catcode || '_' || CASE WHEN a.base + v.k < 1000"
     " THEN lpad((a.base + v.k)::text, 3, '0') ELSE (a.base + v.k)::text END),"
-    " :run, :batch, :source, :model, :chunk, v.ordinal, v.content, v.quote,"
-    " v.char_start, v.char_end, v.grounding, v.score, v.category, v.subcategory,"
-    " v.fragment_type, v.context, v.insight, v.relevance, v.confidence, v.complete, v.clean,"
+    f" :run, :batch, :source, :model, :chunk, v.ordinal, {_FIELD_VALUES},"
     " CAST(:config AS regconfig)"
     " FROM v LEFT JOIN advanced a ON a.category_code = v.catcode"
     " RETURNING id, ordinal),"
@@ -117,6 +116,10 @@ _LINK_CHUNK_TAGS = sa.text(
     " JOIN tags t ON t.name = w.name ON CONFLICT DO NOTHING"
 )
 
+def _column_value(value: Any) -> Any:
+    return value.value if isinstance(value, enum.Enum) else value
+
+
 async def store_chunk(executor: Any, ctx: RunContext, *, chunk_index: int, char_start: int,
                       char_end: int, fragments: Sequence[PreparedFragment], usage: ChunkUsage,
                       codes: Sequence[str] | None, replacing: bool) -> int:
@@ -146,21 +149,8 @@ async def store_chunk(executor: Any, ctx: RunContext, *, chunk_index: int, char_
         "codes": list(codes) if codes is not None else [None] * len(fragments),
         "catcodes": [f.category.code for f in fragments],
         "ordinals": [f.ordinal for f in fragments],
-        "contents": [f.content for f in fragments],
-        "quotes": [f.quote for f in fragments],
-        "starts": [f.char_start for f in fragments],
-        "ends": [f.char_end for f in fragments],
-        "groundings": [f.grounding.value for f in fragments],
-        "scores": [float(f.grounding_score) for f in fragments],
-        "categories": [f.category.value for f in fragments],
-        "subcategories": [f.subcategory for f in fragments],
-        "types": [f.fragment_type.value for f in fragments],
-        "contexts": [f.context for f in fragments],
-        "insights": [f.insight for f in fragments],
-        "relevances": [f.relevance for f in fragments],
-        "confidences": [float(f.confidence) for f in fragments],
-        "completes": [f.is_complete for f in fragments],
-        "cleans": [f.has_clean_boundaries for f in fragments],
+        **{f"f_{name}": [_column_value(getattr(f, name)) for f in fragments]
+           for name in FRAGMENT_FIELDS},
         "tag_ordinals": tag_ordinals, "tag_names": tag_names,
         "tags_wanted": tags_wanted, "replacing": replacing,
         "char_start": char_start, "char_end": char_end, "count": len(fragments),
@@ -534,6 +524,99 @@ class ProcessingRepository:
         await self.session.execute(
             sa.update(RunRow).where(_R.id == run_id).values(status="pending", error_message=message)
         )
+
+    # -- steering (the processing use cases) ----------------------------------------------------
+
+    async def busy_pair(self, source_ids: Sequence[int],
+                        model_names: Sequence[str]) -> tuple[int, str] | None:
+        """A (source, model) among these with a run still active, if any."""
+        row = (await self.session.execute(sa.select(_R.source_id, _R.model_name).where(
+            _R.source_id.in_(list(source_ids)), _R.model_name.in_(list(model_names)),
+            _R.status.in_(ACTIVE_RUN)).limit(1))).first()
+        return None if row is None else (int(row.source_id), str(row.model_name))
+
+    async def batch(self, batch_id: int, *, lock: bool = False) -> BatchRow | None:
+        """One batch; with `lock`, its row is held (and re-read) until the transaction ends."""
+        if lock:
+            return await self.session.get(BatchRow, batch_id, with_for_update=True,
+                                          populate_existing=True)
+        return await self.session.get(BatchRow, batch_id)
+
+    async def batches(self, batch_ids: Sequence[int]) -> list[BatchRow]:
+        """Batches in the order asked (absent ones left out)."""
+        rows = await self.session.execute(sa.select(BatchRow).where(_B.id.in_(list(batch_ids))))
+        found = {row.id: row for row in rows.scalars()}
+        return [found[i] for i in batch_ids if i in found]
+
+    async def run(self, run_id: int, *, lock: bool = False) -> RunRow | None:
+        return await self.session.get(RunRow, run_id, with_for_update=lock or None)
+
+    async def run_origin(self, run_id: int) -> tuple[int, int] | None:
+        """(source id, batch id) of a run."""
+        row = (await self.session.execute(sa.select(_R.source_id, _R.batch_id).where(
+            _R.id == run_id))).first()
+        return None if row is None else (int(row.source_id), int(row.batch_id))
+
+    async def lock_runs_of_batch(self, batch_id: int) -> None:
+        """Hold the batch's run rows (id order): the lock order is job → run → batch."""
+        await self.session.execute(sa.select(_R.id).where(_R.batch_id == batch_id)
+                                   .order_by(_R.id).with_for_update())
+
+    async def cancel_batch(self, batch: BatchRow) -> BatchRow:
+        """Skip the unfinished runs, mark the batch cancelled with its event, and refresh the
+        status of its sources (call with jobs, runs and the batch locked, in that order)."""
+        batch_id = batch.id or 0
+        await self.session.execute(sa.update(RunRow).where(
+            _R.batch_id == batch_id, _R.status.in_(ACTIVE_RUN)
+        ).values(status="skipped", error_message="cancelled", completed_at=sa.func.now()))
+        batch.status = "cancelled"
+        batch.completed_at = sa.func.now()  # type: ignore[assignment]
+        batch.error_message = "cancelled by request"
+        await self.append_event(batch_id, "CANCELLED", None, {"message": "cancelled"})
+        source_ids = (await self.session.execute(sa.select(_R.source_id).where(
+            _R.batch_id == batch_id))).scalars().all()
+        for source_id in source_ids:
+            await self._source_status(source_id)
+        await self.session.flush()
+        await self.session.refresh(batch)
+        return batch
+
+    async def reopen_run(self, run: RunRow, batch: BatchRow, *, max_attempts: int) -> int:
+        """Put a finished run back to pending, its batch running, a new job queued (QUEUED
+        event with `retry`); returns the job id."""
+        source = await self.session.get(SourceRow, run.source_id)
+        assert source is not None and batch.id is not None and run.id is not None
+        run.status = "pending"
+        run.error_message = None
+        run.completed_at = None
+        batch.status = "running"
+        batch.completed_at = None
+        batch.error_message = None
+        job_id = await JobQueue(self.session).enqueue(
+            kind=JobKind.EXTRACT_RUN.value,
+            priority=ExtractionPriority(source.extraction_priority).rank, run_id=run.id,
+            batch_id=batch.id, max_attempts=max_attempts)
+        await self.append_event(batch.id, "QUEUED", run.id, {"retry": True})
+        await self.session.flush()
+        await self.session.refresh(run)
+        return job_id
+
+    async def pending_runs(self, source_ids: Sequence[int]) -> dict[int, int]:
+        """Runs still to finish per source: a report over them is partial."""
+        rows = await self.session.execute(
+            sa.select(_R.source_id, sa.func.count()).where(
+                _R.source_id.in_(list(source_ids)), _R.status.in_(ACTIVE_RUN)
+            ).group_by(_R.source_id))
+        return {int(r[0]): int(r[1]) for r in rows}
+
+    async def cost_so_far(self, run_id: int) -> tuple[Decimal, int, int]:
+        """(cost, fragments, grounded fragments) of a run so far: the cost guard's input."""
+        row = (await self.session.execute(sa.text(
+            "SELECT r.cost_usd, count(f.id) AS n,"
+            " count(f.id) FILTER (WHERE f.grounding <> 'ungrounded') AS grounded"
+            " FROM source_processing r LEFT JOIN fragments f ON f.run_id = r.id"
+            " WHERE r.id = :r GROUP BY r.id"), {"r": run_id})).one()
+        return Decimal(row.cost_usd), int(row.n), int(row.grounded)
 
     # -- events ---------------------------------------------------------------------------------
 

@@ -9,11 +9,14 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.tables import SettingRow
-
-DAILY_BUDGET = "daily_budget_usd"
-FRAGMENT_COST_LIMIT = "fragment_cost_limit_usd"
-QUALITY_THRESHOLDS = "quality_thresholds"
-QUALITY_WEIGHTS = "quality_weights"
+from domain.settings_keys import (  # noqa: F401  (re-exported for db/ readers)
+    DAILY_BUDGET,
+    FRAGMENT_COST_LIMIT,
+    MIN_VERIFIED,
+    QUALITY_THRESHOLDS,
+    QUALITY_WEIGHTS,
+    REFERENCE_MODEL,
+)
 
 
 class SettingsStore:

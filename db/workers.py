@@ -6,6 +6,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
+_SEEN = sa.text("""
+SELECT worker_id, hostname, pid, started_at, last_seen_at,
+       extract(epoch FROM now() - last_seen_at) AS seconds_since_seen
+FROM workers ORDER BY last_seen_at DESC, worker_id
+""")
+
 
 async def beat(session: Any, worker_id: str, hostname: str, pid: int) -> None:
     """Register the worker, or refresh its last-seen time."""
@@ -19,3 +25,9 @@ async def forget(session: Any, worker_id: str) -> None:
     """The worker stopped cleanly."""
     await session.execute(sa.text("DELETE FROM workers WHERE worker_id = :w"),
                           {"w": worker_id})
+
+
+async def seen_workers(session: Any) -> list[Any]:
+    """Rows (worker_id, hostname, pid, started_at, last_seen_at, seconds_since_seen) of every
+    registered worker, most recently seen first."""
+    return list(await session.execute(_SEEN))

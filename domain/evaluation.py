@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 from domain.model import Span
 from domain.optimizer import most_expensive
@@ -57,6 +58,22 @@ class SourceEvidence:
     verified: tuple[Span, ...] = ()
     rejected: tuple[Span, ...] = ()
     runs: tuple[RunEvidence, ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyDefaults:
+    """Environment defaults of the quality policy; values in the `settings` table override
+    them."""
+
+    min_verified: int = 5
+    reference_model: str | None = None
+
+
+def policy_defaults(settings: Any) -> PolicyDefaults:
+    """The environment's quality defaults (`domain.ports.Settings`); values in the settings
+    table override them."""
+    return PolicyDefaults(min_verified=settings.quality_min_verified_fragments,
+                          reference_model=settings.quality_reference_model)
 
 
 @dataclass(frozen=True, slots=True)

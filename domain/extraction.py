@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from domain.chunking import Chunk
 from domain.grounding import ground_quote, merge_overlaps
@@ -45,6 +45,13 @@ class PreparedFragment:
     @property
     def is_grounded(self) -> bool:
         return self.grounding is not Grounding.UNGROUNDED
+
+
+# The one list of a fragment's fields, in storage order: PreparedFragment's fields but its
+# ordinal and tags (stored apart: its place in the chunk, and the fragment_tags links). The
+# chunk insert (db/processing.py) and the GraphQL Fragment's reads (api/types) derive from it.
+FRAGMENT_FIELDS: tuple[str, ...] = tuple(
+    field.name for field in fields(PreparedFragment) if field.name not in {"ordinal", "tags"})
 
 
 def fragment_type_of(raw: str | None) -> FragmentType:

@@ -29,10 +29,6 @@ class SourceQuality(enum.StrEnum):
     SECONDARY = "secondary"
     TERTIARY = "tertiary"
 
-    @property
-    def base_confidence(self) -> float:
-        return {"primary": 1.0, "secondary": 0.8, "tertiary": 0.6}[self.value]
-
 
 class ExtractionPriority(enum.StrEnum):
     CRITICAL = "critical"
@@ -149,10 +145,6 @@ class BatchStatus(enum.StrEnum):
     FAILED = "failed"
     CANCELLED = "cancelled"
 
-    @property
-    def is_terminal(self) -> bool:
-        return self in (BatchStatus.COMPLETED, BatchStatus.FAILED, BatchStatus.CANCELLED)
-
 
 class RunStatus(enum.StrEnum):
     PENDING = "pending"
@@ -162,15 +154,6 @@ class RunStatus(enum.StrEnum):
     SKIPPED = "skipped"
     WAITING_BUDGET = "waiting_budget"
     STOPPED_COST_LIMIT = "stopped_cost_limit"
-
-    @property
-    def is_terminal(self) -> bool:
-        return self in (
-            RunStatus.COMPLETED,
-            RunStatus.FAILED,
-            RunStatus.SKIPPED,
-            RunStatus.STOPPED_COST_LIMIT,
-        )
 
 
 class JobStatus(enum.StrEnum):
@@ -184,7 +167,6 @@ class JobStatus(enum.StrEnum):
 
 class JobKind(enum.StrEnum):
     EXTRACT_RUN = "extract_run"
-    SUGGEST_RELATIONSHIPS = "suggest_relationships"
 
 
 class Strategy(enum.StrEnum):

@@ -216,6 +216,19 @@ def _describe(exc: ValidationError) -> str:
 
 _TEXT = {"type": "string"}
 
+_ANSWER_PROPERTIES: dict[str, Any] = {
+    "content": {**_TEXT, "description": "the MIU, self-contained"},
+    "quote": {**_TEXT, "description": "verbatim evidence copied from the source"},
+    "category": _TEXT,
+    "subcategory": _TEXT,
+    "fragment_type": _TEXT,
+    "context": _TEXT,
+    "insight": _TEXT,
+    "relevance": {"type": "integer", "description": "1 to 10"},
+    "confidence": {"type": "number", "description": "0 to 1"},
+    "tags": {"type": "array", "items": _TEXT},
+}
+
 FRAGMENTS_JSON_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
@@ -223,30 +236,9 @@ FRAGMENTS_JSON_SCHEMA: dict[str, Any] = {
             "type": "array",
             "items": {
                 "type": "object",
-                "properties": {
-                    "content": {**_TEXT, "description": "the MIU, self-contained"},
-                    "quote": {**_TEXT, "description": "verbatim evidence copied from the source"},
-                    "category": _TEXT,
-                    "subcategory": _TEXT,
-                    "fragment_type": _TEXT,
-                    "context": _TEXT,
-                    "insight": _TEXT,
-                    "relevance": {"type": "integer", "description": "1 to 10"},
-                    "confidence": {"type": "number", "description": "0 to 1"},
-                    "tags": {"type": "array", "items": _TEXT},
-                },
-                "required": [
-                    "content",
-                    "quote",
-                    "category",
-                    "subcategory",
-                    "fragment_type",
-                    "context",
-                    "insight",
-                    "relevance",
-                    "confidence",
-                    "tags",
-                ],
+                "properties": _ANSWER_PROPERTIES,
+                # Strict structured output: every property is required.
+                "required": list(_ANSWER_PROPERTIES),
                 "additionalProperties": False,
             },
         }

@@ -1,5 +1,5 @@
-"""Relationships between fragments: lexical suggestions with contradiction cues (EN/PT), the
-rules every stored link obeys, and the payload of the LLM relationship pass.
+"""Relationships between fragments: lexical suggestions with contradiction cues (EN/PT) and the
+rules every stored link obeys.
 
 Suggestions are for a person to accept (`relateFragments`), never written on their own. A
 candidate is scored by lexical similarity of content words (rapidfuzz over the texts with stop
@@ -13,11 +13,6 @@ words removed); the relationship type proposed follows cues in the two texts:
   → `contradicts`;
 - one text contains most of the other and is clearly longer → `elaborates`;
 - very similar → `supports`; otherwise → `related_to`.
-
-The LLM relationship pass (job kind `suggest_relationships`) is specified by
-`RelationshipPassPayload` (the job's `payload`) and `RelationshipPassResult` (what the worker
-stores under `payload["result"]` when it finishes). It proposes, it does not link: accepting a
-proposal is a `relateFragments` call by a person.
 """
 
 from __future__ import annotations
@@ -26,9 +21,7 @@ import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
 from rapidfuzz import fuzz
 
 from domain.errors import FieldIssue, InvalidInput
@@ -223,50 +216,3 @@ def check_link(fragment_id: int, related_id: int, confidence: float,
                                  f"has {len(notes)} characters; the limit is {MAX_NOTES_CHARS}"))
     if issues:
         raise InvalidInput(issues)
-
-
-class RelationshipPassPayload(BaseModel):
-    """`payload` of a `suggest_relationships` job: an LLM reads each anchor with its lexical
-    candidates (from other sources) and proposes typed links with a rationale.
-
-    Parameters:
-      fragment_ids: the anchors (1..500).
-      model: catalog name of the model to ask (priced, under the budgets like extraction).
-      candidate_limit: lexical candidates per anchor shown to the model.
-      min_similarity: the lexical floor (0..100) for a candidate to be shown.
-      relationship_types: the types the model may propose.
-      requested_by: who asked (an API key's name).
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    version: Literal[1] = 1
-    fragment_ids: list[int] = Field(min_length=1, max_length=500)
-    model: str = Field(min_length=1, max_length=100)
-    candidate_limit: int = Field(default=20, ge=1, le=100)
-    min_similarity: float = Field(default=MIN_SIMILARITY, ge=0, le=100)
-    relationship_types: list[RelationshipType] = Field(
-        default_factory=lambda: list(RelationshipType))
-    requested_by: str = Field(min_length=1, max_length=200)
-
-
-class ProposedRelationship(BaseModel):
-    """One link the model proposes; a person accepts it with `relateFragments`."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    fragment_id: int
-    related_fragment_id: int
-    relationship_type: RelationshipType
-    confidence: float = Field(ge=0, le=1)
-    rationale: str = Field(default="", max_length=MAX_NOTES_CHARS)
-
-
-class RelationshipPassResult(BaseModel):
-    """What a finished pass stores under the job's `payload["result"]`."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    proposals: list[ProposedRelationship] = Field(default_factory=list)
-    anchors_done: int = 0
-    cost_usd: str = "0"

@@ -7,19 +7,17 @@ from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import AgeLimit, AsyncIO, Callbacks, Pipelines, Retries, TimeLimit
 
-QUEUE = "mmos-jobs"
-# A message is only a wake-up: the job row carries attempts, and the sweeper re-sends lost
-# messages. Dramatiq's own retries stay off so a failure is never retried twice.
-JOB_TIME_LIMIT_MS = 6 * 60 * 60 * 1000
+from workers.queues import JOB_TIME_LIMIT_MS, QUEUE
 
-_broker: dramatiq.Broker | None = None
+__all__ = ["JOB_TIME_LIMIT_MS", "QUEUE", "current_broker", "setup_broker"]
 
 
 def setup_broker(redis_url: str | None) -> dramatiq.Broker:
-    """Create the broker once per process, register it globally, then declare the actors."""
-    global _broker
-    if _broker is not None:
-        return _broker
+    """Create the broker once per process, register it as Dramatiq's global broker (actors
+    bind to it when declared), then declare the actors. Later calls return that broker."""
+    existing = current_broker()
+    if existing is not None:
+        return existing
     middleware = [
         AgeLimit(),  # ordered as Dramatiq's defaults, minus Prometheus (we export our own)
         TimeLimit(time_limit=JOB_TIME_LIMIT_MS),
@@ -37,9 +35,15 @@ def setup_broker(redis_url: str | None) -> dramatiq.Broker:
     dramatiq.set_broker(broker)
     import workers.actors  # noqa: F401  (actors bind to the global broker when declared)
 
-    _broker = broker
     return broker
 
 
 def current_broker() -> dramatiq.Broker | None:
-    return _broker
+    """The broker `setup_broker` made in this process: Dramatiq's global one, once our actors
+    are declared on it (never Dramatiq's implicit default, which it would create on asking)."""
+    from dramatiq import broker as registry
+
+    found = registry.global_broker
+    if found is not None and "process_job" in found.actors:
+        return found
+    return None

@@ -1,4 +1,4 @@
-"""Sending wake-up messages after commit, off the event loop."""
+"""Sending wake-up messages for committed jobs, by actor name, off the event loop."""
 
 from __future__ import annotations
 
@@ -7,35 +7,38 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+import dramatiq
+
 log = logging.getLogger("mmos.dispatch")
 
 
 class Dispatcher:
-    """Sends one message per job id through the broker, then records that it was sent.
+    """Sends one message per job id to the named actor, then records that it was sent
+    (`domain.ports.JobDispatcher`).
 
     Parameters:
-      runtime: the database runtime whose transaction marks jobs as sent.
+      broker: the process's Dramatiq broker (its actors are declared).
+      uow: the unit of work factory whose transaction marks jobs as sent.
     """
 
-    def __init__(self, runtime: Any) -> None:
-        self.runtime = runtime
+    def __init__(self, broker: dramatiq.Broker, uow: Any) -> None:
+        self.broker = broker
+        self.uow = uow
 
-    async def send(self, job_ids: Sequence[int]) -> None:
+    async def send(self, job_ids: Sequence[int], actor: str = "process_job") -> None:
         """Wake workers for these committed jobs; a lost message is re-sent by the sweeper."""
         if not job_ids:
             return
-        from db.jobs import JobQueue
-        from workers.actors import process_job
-
         ids = list(job_ids)
+        target = self.broker.get_actor(actor)
         # Mark first, in its own short transaction: a worker claiming with SKIP LOCKED must
         # never find these rows locked by our bookkeeping (it would drop the wake-up).
-        async with self.runtime.transaction() as session:
-            await JobQueue(session).mark_sent(ids)
+        async with self.uow() as uow:
+            await uow.jobs.mark_sent(ids)
 
         def _send() -> None:
             for job_id in ids:
-                process_job.send(job_id)
+                target.send(job_id)
 
         try:
             await asyncio.to_thread(_send)  # a Redis round trip must not block the loop

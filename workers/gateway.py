@@ -8,11 +8,9 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from email.utils import parsedate_to_datetime
-from types import ModuleType
 from typing import Any
 
 from domain.llm import (
@@ -23,112 +21,34 @@ from domain.llm import (
     ModelSpec,
     TransientModelError,
 )
+from workers.litellm_loader import load_litellm
 from workers.metrics import observe_call
+from workers.prices import MILLION as _MILLION
+from workers.prices import LiteLLMPrices
 
 LOCAL_API_KEY = "sk-local"
 SCHEMA_NAME = "extraction_answer"
 
-_MILLION = Decimal(1_000_000)
-_NOT_A_MODEL = "sample_spec"  # the documentation entry at the top of LiteLLM's price map
 _RETRYABLE_4XX = frozenset({408, 409, 425, 429})
 _MAX_MESSAGE_CHARS = 300
 _SECRET = re.compile(r"(sk-[A-Za-z0-9_\-*]{4,}|Bearer\s+\S+|key=[^&\s]+)")
 _LITELLM_PREFIX = re.compile(r"^(litellm\.\w+:\s*)?(\w+Error:\s*)?(\w*Exception\s*-\s*)?")
 
-_litellm_module: ModuleType | None = None
-
-
-def _litellm() -> ModuleType:
-    """LiteLLM, imported once, configured never to reach the network on its own."""
-    global _litellm_module
-    if _litellm_module is not None:
-        return _litellm_module
-    # Without this LiteLLM downloads its price map at import time.
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    import litellm
-
-    litellm.suppress_debug_info = True
-    # Token counting for Llama/Cohere names would otherwise download a tokenizer.
-    litellm.disable_hf_tokenizer_download = True
-    # Set before registering: the local models module may itself ask for LiteLLM.
-    _litellm_module = litellm
-    _register_local_models()
-    return litellm
-
-
-def _register_local_models() -> None:
-    try:
-        from workers.local_models import register_local_models
-    except ImportError as exc:
-        if exc.name != "workers.local_models":
-            raise
-        return
-    register_local_models()
+# The gateway's handle on LiteLLM (imported on first use).
+_litellm = load_litellm
 
 
 # ---------------------------------------------------------------------------------------------
-# LiteLLM's bundled model map: prices and limits for catalog seeding.
+# Prices: a catalog override, else LiteLLM's model map (workers/prices.py).
 
-
-def _lookup_keys(litellm_model: str) -> Iterator[str]:
-    yield litellm_model
-    _, slash, bare = litellm_model.partition("/")
-    if slash and bare:
-        yield bare
-
-
-def _map_entry(litellm_model: str) -> tuple[str, Mapping[str, Any]] | None:
-    model_cost: Mapping[str, Any] = _litellm().model_cost
-    for key in _lookup_keys(litellm_model):
-        entry = model_cost.get(key)
-        if key != _NOT_A_MODEL and isinstance(entry, Mapping):
-            return key, entry
-    return None
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def price_of(litellm_model: str) -> tuple[Decimal, Decimal] | None:
-    """(input, output) USD per million tokens from LiteLLM's bundled map; None when unknown."""
-    found = _map_entry(litellm_model)
-    if found is None:
-        return None
-    entry = found[1]
-    per_input, per_output = entry.get("input_cost_per_token"), entry.get("output_cost_per_token")
-    if not (_is_number(per_input) and _is_number(per_output)):
-        return None
-    # str() first: Decimal(1.5e-07) would carry the float's binary error into money.
-    return Decimal(str(per_input)) * _MILLION, Decimal(str(per_output)) * _MILLION
-
-
-def _limit_of(litellm_model: str, *keys: str) -> int | None:
-    found = _map_entry(litellm_model)
-    if found is None:
-        return None
-    for key in keys:
-        value = found[1].get(key)
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-            return value
-    return None
-
-
-def context_window_of(litellm_model: str) -> int | None:
-    """Maximum input tokens from LiteLLM's bundled map; None when unknown."""
-    return _limit_of(litellm_model, "max_input_tokens", "max_tokens")
-
-
-def max_output_of(litellm_model: str) -> int | None:
-    """Maximum output tokens from LiteLLM's bundled map; None when unknown."""
-    return _limit_of(litellm_model, "max_output_tokens", "max_tokens")
+_PRICES = LiteLLMPrices()
 
 
 def prices_for(spec: ModelSpec) -> tuple[Decimal, Decimal] | None:
     """Per-million prices of a catalog model: its override when set, else the bundled map."""
     if spec.input_cost_per_million is not None and spec.output_cost_per_million is not None:
         return spec.input_cost_per_million, spec.output_cost_per_million
-    return price_of(spec.litellm_model)
+    return _PRICES.price_of(spec.litellm_model)
 
 
 def cost_of(prices: tuple[Decimal, Decimal], input_tokens: int, output_tokens: int) -> Decimal:
@@ -263,7 +183,7 @@ class LiteLLMClient:
     def count_tokens(self, model: ModelSpec, text: str) -> int:
         """Tokens of `text` for `model`: LiteLLM's tokenizer for mapped models, else an estimate."""
         estimate = len(text) // 4 + 1
-        found = _map_entry(model.litellm_model)
+        found = _PRICES.entry_of(model.litellm_model)
         if found is None:
             return estimate
         try:

@@ -10,8 +10,6 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-import sqlalchemy as sa
-
 from db.budget import BudgetExceeded, BudgetLedger, Reservation
 from db.catalog import spec_of
 from db.engine import sqlstate_of
@@ -37,12 +35,11 @@ from domain.llm import (
 )
 from domain.parsing import FRAGMENTS_JSON_SCHEMA, AnswerFormatError, parse_answer
 from domain.prompt import build_messages, build_repair_messages
+from domain.services import quality
 
 log = logging.getLogger("mmos.pipeline")
 
 RETRY_AFTER_CAP_S = 60.0
-TX_RETRIES = 5
-RETRYABLE_SQLSTATES = {"40P01", "40001"}
 UNIQUE_VIOLATION = "23505"
 PROMPT_OVERHEAD_TOKENS = 800
 
@@ -111,7 +108,7 @@ class PipelineHooks:
 class Pipeline:
     """Processes claimed jobs with one model client against one database runtime."""
 
-    runtime: Any  # api.bootstrap.Runtime (kept untyped: workers/ does not import api/)
+    runtime: Any  # the worker's container: settings, uow (db.uow.SqlUnitOfWorkFactory), ports
     client: ModelClient
     owner: str
     hooks: PipelineHooks = field(default_factory=PipelineHooks)
@@ -121,53 +118,45 @@ class Pipeline:
     def settings(self) -> Any:
         return self.runtime.settings
 
+    @property
+    def uow(self) -> Any:
+        return self.runtime.uow
+
     async def _commit(self, work: Callable[[Any], Any]) -> Any:
-        for attempt in range(TX_RETRIES):
-            try:
-                async with self.runtime.transaction() as session:
-                    result = await work(session)
-                    events = list(session.info.get("mmos_events", []))
-                break
-            except sa.exc.DBAPIError as exc:
-                # Deadlocks and serialisation failures roll back cleanly: run the work again.
-                if sqlstate_of(exc) not in RETRYABLE_SQLSTATES or attempt == TX_RETRIES - 1:
-                    raise
-                await asyncio.sleep(0.05 * (attempt + 1) * (1 + random.random()))
-        await self._published(events)
+        """Run `work(session)` in a unit of work (again on a deadlock); its events are
+        published by the unit of work after commit, then handed to the hook."""
+        done: list[Any] = []
+
+        async def attempt(uow: Any) -> Any:
+            done[:] = [uow]
+            return await work(uow.session)
+
+        result = await self.uow.retrying(attempt)
+        if done and done[0].published and self.hooks.events_committed is not None:
+            await _maybe_await(self.hooks.events_committed(done[0].published))
         return result
 
     async def _published(self, events: list[tuple[int, int]]) -> None:
-        """Hand committed progress events to the bus and the hook."""
+        """Hand events committed outside a unit of work (autocommit) to the bus and hook."""
         if not events:
             return
-        await publish_committed(self.runtime, events)
+        await self.uow.publish(events)
         if self.hooks.events_committed is not None:
             await _maybe_await(self.hooks.events_committed(events))
 
     async def _autocommit(self, work: Callable[[Any], Any]) -> Any:
         """Run single-statement work on an autocommit connection (retried on deadlocks)."""
-        for attempt in range(TX_RETRIES):
-            try:
-                async with self.runtime.engine.connect() as connection:
-                    connection = await connection.execution_options(
-                        isolation_level="AUTOCOMMIT")
-                    return await work(connection)
-            except sa.exc.DBAPIError as exc:
-                if sqlstate_of(exc) not in RETRYABLE_SQLSTATES or attempt == TX_RETRIES - 1:
-                    raise
-                await asyncio.sleep(0.05 * (attempt + 1) * (1 + random.random()))
-        raise AssertionError("unreachable")
+        return await self.uow.autocommit(work)
 
     def _ledger(self, session: Any) -> BudgetLedger:
-        return BudgetLedger(session, self.settings.daily_budget_usd,
-                            self.settings.fragment_cost_limit_usd)
+        return self.uow.ledger(session)
 
     # -- the job --------------------------------------------------------------------------
 
     async def run_job(self, job: ClaimedJob) -> str:
         """Run one claimed extraction job to an outcome; returns the run status."""
-        async with self.runtime.read() as session:
-            ctx = await ProcessingRepository(session).run_context(job.run_id or 0)
+        async with self.uow(read_only=True) as uow:
+            ctx = await uow.processing.run_context(job.run_id or 0)
         if ctx is None:
             await self._commit(lambda s: JobQueue(s).finish(job.id, self.owner, "failed",
                                                             "the run no longer exists"))
@@ -190,8 +179,8 @@ class Pipeline:
             chunks = self._chunks(ctx)
             await self._commit(lambda s: ProcessingRepository(s).start_run(
                 ctx.run.id or 0, ctx.batch.id or 0, len(chunks)))
-            async with self.runtime.read() as session:
-                done = await ProcessingRepository(session).done_chunks(ctx.run.id or 0)
+            async with self.uow(read_only=True) as uow:
+                done = await uow.processing.done_chunks(ctx.run.id or 0)
             todo = [chunk for chunk in chunks if chunk.index not in done]
             await self._chunks_concurrently(ctx, todo, flags)
         except RunCancelled:
@@ -224,10 +213,17 @@ class Pipeline:
 
         outcome: str = await self._commit(work)
         if outcome != "lease_lost":
-            await run_finished(self.runtime, ctx.run.id or 0, status)
+            await self._run_finished(ctx.run.id or 0, status)
             if self.hooks.run_finished is not None:
                 await _maybe_await(self.hooks.run_finished(ctx.run.id or 0, status))
         return outcome
+
+    async def _run_finished(self, run_id: int, status: str) -> None:
+        """The run-end path: measure the source, let its strategy plan take the next step."""
+        try:
+            await quality.run_finished(self.runtime.ports, run_id, status)
+        except Exception:  # the run's end is committed; catch-up measures it at next start
+            log.warning("quality could not process the end of run %s", run_id, exc_info=True)
 
     async def _pause(self, session: Any, job: ClaimedJob, ctx: RunContext, message: str,
                      needed: Decimal) -> None:
@@ -253,8 +249,8 @@ class Pipeline:
                 log.warning("lease renewal of job %s failed", job.id, exc_info=True)
                 continue
             if status is None:
-                async with self.runtime.read() as session:
-                    current = await JobQueue(session).status_of(job.id)
+                async with self.uow(read_only=True) as uow:
+                    current = await uow.jobs.status_of(job.id)
                 flags.cancelled = current == "cancelled"
                 flags.lease_lost = not flags.cancelled
                 return
@@ -266,8 +262,8 @@ class Pipeline:
             raise RunFailed(f"model {ctx.model.name!r} is disabled in the catalog")
         if spec_of(ctx.model).is_priced:
             return
-        async with self.runtime.read() as session:
-            daily = await self._ledger(session).daily_limit()
+        async with self.uow(read_only=True) as uow:
+            daily = await uow.budget.daily_limit()
         if daily is not None or ctx.batch.budget_usd is not None:
             raise RunFailed(f"model {ctx.model.name!r} has no known price and a budget is in "
                             "force; set its prices with updateModel first")
@@ -290,9 +286,9 @@ class Pipeline:
     async def _chunks_concurrently(self, ctx: RunContext, chunks: list[Chunk],
                                    flags: _Flags) -> None:
         gate = asyncio.Semaphore(self.settings.llm_concurrency)
-        async with self.runtime.read() as session:
+        async with self.uow(read_only=True) as uow:
             # Read once per job: a limit changed mid-run applies from the next job.
-            limit = await self._ledger(session).fragment_cost_limit()
+            limit = await uow.budget.fragment_cost_limit()
 
         stop = asyncio.Event()
 
@@ -347,7 +343,7 @@ class Pipeline:
                 connection, ctx, chunk_index=chunk.index, char_start=chunk.start,
                 char_end=chunk.end, fragments=fragments, usage=usage.frozen(), codes=None,
                 replacing=False))
-        except sa.exc.DBAPIError as exc:
+        except Exception as exc:
             state = sqlstate_of(exc)
             if state == CHUNK_RUN_INACTIVE:
                 # Once cancelBatch has skipped the run, nothing of it lands after CANCELLED.
@@ -541,20 +537,16 @@ class Pipeline:
     async def _cost_guard(self, ctx: RunContext, limit: Decimal | None) -> None:
         if limit is None:
             return
-        async with self.runtime.read() as session:
-            row = (await session.execute(sa.text(
-                "SELECT r.cost_usd, count(f.id) AS n,"
-                " count(f.id) FILTER (WHERE f.grounding <> 'ungrounded') AS grounded"
-                " FROM source_processing r LEFT JOIN fragments f ON f.run_id = r.id"
-                " WHERE r.id = :r GROUP BY r.id"), {"r": ctx.run.id})).one()
+        async with self.uow(read_only=True) as uow:
+            cost, count, grounded = await uow.processing.cost_so_far(ctx.run.id or 0)
         minimum = self.settings.cost_guard_min_fragments
-        if row.n < minimum or row.cost_usd <= 0:
+        if count < minimum or cost <= 0:
             return
-        per_fragment = row.cost_usd / row.grounded if row.grounded else None
+        per_fragment = cost / grounded if grounded else None
         if per_fragment is None or per_fragment > limit:
             shown = "no grounded fragment" if per_fragment is None else f"${per_fragment:.6f}"
             raise RunStopped(f"cost per grounded fragment ({shown}) exceeds the limit of "
-                             f"${limit} after {row.n} fragments")
+                             f"${limit} after {count} fragments")
 
 
 _SIGNIFICANCE = (RunCancelled, BudgetPause, RunStopped, RunFailed)
@@ -577,29 +569,6 @@ def _most_significant(errors: ExceptionGroup[Exception]) -> Exception:
     log.error("unexpected error while processing chunks", exc_info=flat[0])
     return RunFailed(f"internal error while processing: {type(flat[0]).__name__}",
                      retryable=True)
-
-
-async def publish_committed(runtime: Any, events: list[tuple[int, int]]) -> None:
-    """Hand committed progress events (batch id, seq) to the event bus, when there is one."""
-    bus = runtime.services.get("events")
-    if bus is None:
-        return
-    try:
-        await bus.publish_committed(events)
-    except Exception:  # subscribers catch up from Postgres; never fail the work for this
-        log.warning("could not publish %d progress events", len(events), exc_info=True)
-
-
-async def run_finished(runtime: Any, run_id: int, status: str) -> None:
-    """Tell the services that follow runs (quality measurement) that one has ended."""
-    for name in ("quality",):
-        service = runtime.services.get(name)
-        if service is None:
-            continue
-        try:
-            await service.run_finished(run_id, status)
-        except Exception:
-            log.warning("%s could not process the end of run %s", name, run_id, exc_info=True)
 
 
 async def _settled(settling: list[asyncio.Future[None]]) -> None:

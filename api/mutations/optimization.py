@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-import math
 from typing import Annotated, Any
 
 import strawberry
 
 from api.errors import Conflict, NotFound, ValidationError, as_payload
-from api.mutations.processing import MODEL_NAME_RE
-from api.quality import recompute_all
-from api.queries.optimization import read_quality_settings, thresholds_of
 from api.types.enums import SourceType
-from api.types.optimization import QualitySettings, QualityThreshold
-from db.catalog import ModelRepository
-from db.performance import MIN_VERIFIED, REFERENCE_MODEL, PerformanceRepository, merge_thresholds
-from db.settings_store import QUALITY_WEIGHTS, SettingsStore
-from domain.errors import DomainError, FieldIssue, InvalidInput
-from domain.quality import QualityWeights
-
-MAX_MIN_VERIFIED = 10_000
+from api.types.optimization import (
+    QualitySettings,
+    QualityThreshold,
+    read_quality_settings,
+    thresholds_of,
+)
+from domain.errors import DomainError
+from domain.services import quality
 
 
 @strawberry.input(description="The quality bar of one source type.")
@@ -68,36 +64,6 @@ SetQualityThresholdsResult = _union("SetQualityThresholdsResult", SetQualityThre
 SetQualitySettingsResult = _union("SetQualitySettingsResult", SetQualitySettingsPayload)
 
 
-def _threshold_changes(items: list[QualityThresholdInput]) -> dict[str, float | None]:
-    issues: list[FieldIssue] = []
-    changes: dict[str, float | None] = {}
-    if not items:
-        issues.append(FieldIssue(("input",), "must name at least one source type"))
-    for index, item in enumerate(items):
-        kind = str(item.source_type)
-        if kind in changes:
-            issues.append(FieldIssue(("input", str(index), "sourceType"),
-                                     f"{kind} is listed twice"))
-        value = item.threshold
-        if value is not None and (not math.isfinite(value) or not 0.0 <= value <= 10.0):
-            issues.append(FieldIssue(("input", str(index), "threshold"),
-                                     "must be between 0 and 10"))
-        changes[kind] = value
-    if issues:
-        raise InvalidInput(issues)
-    return changes
-
-
-def _weights(raw: QualityWeightsInput) -> dict[str, float]:
-    values = {"f1": raw.f1, "grounded": raw.grounded, "miu": raw.miu,
-              "coverage": raw.coverage, "relevance": raw.relevance}
-    try:
-        QualityWeights(**values)
-    except ValueError as exc:
-        raise InvalidInput.single(("input", "weights"), str(exc)) from None
-    return values
-
-
 @strawberry.type
 class OptimizationMutations:
     @strawberry.mutation(description="Set the quality bar of some source types; the others "
@@ -106,10 +72,10 @@ class OptimizationMutations:
                                      input: list[QualityThresholdInput]
                                      ) -> SetQualityThresholdsResult:
         try:
-            changes = _threshold_changes(input)
-            async with info.context.runtime.transaction() as session:
-                await merge_thresholds(session, changes, info.context.principal.name)
-                stored = await PerformanceRepository(session).thresholds()
+            stored = await quality.set_quality_thresholds(
+                info.context.runtime.ports,
+                [quality.ThresholdChange(str(item.source_type), item.threshold)
+                 for item in input], info.context.principal.name)
             return SetQualityThresholdsPayload(thresholds=thresholds_of(stored))
         except DomainError as exc:
             return as_payload(exc)
@@ -119,32 +85,13 @@ class OptimizationMutations:
     async def set_quality_settings(self, info: strawberry.Info,
                                    input: SetQualitySettingsInput) -> SetQualitySettingsResult:
         try:
-            runtime, who = info.context.runtime, info.context.principal.name
             given = {k: v for k, v in vars(input).items() if v is not strawberry.UNSET}
-            if not given:
-                raise InvalidInput.single(("input",), "names no setting to change")
-            minimum = given.get("min_verified_fragments")
-            if "min_verified_fragments" in given and (
-                    minimum is None or not 1 <= minimum <= MAX_MIN_VERIFIED):
-                raise InvalidInput.single(("input", "minVerifiedFragments"),
-                                          f"must be between 1 and {MAX_MIN_VERIFIED}")
-            async with runtime.transaction() as session:
-                store = SettingsStore(session)
-                if "weights" in given:
-                    weights = QualityWeightsInput() if given["weights"] is None \
-                        else given["weights"]
-                    await store.put(QUALITY_WEIGHTS, _weights(weights), who)
-                if "reference_model" in given:
-                    name = (given["reference_model"] or "").strip() or None
-                    if name is not None:
-                        if not MODEL_NAME_RE.match(name):
-                            raise InvalidInput.single(("input", "referenceModel"),
-                                                      "is not a model name of the catalog")
-                        await ModelRepository(session).require(name, ("input", "referenceModel"))
-                    await store.put(REFERENCE_MODEL, name, who)
-                if minimum is not None:
-                    await store.put(MIN_VERIFIED, minimum, who)
-            remeasured = await recompute_all(runtime)
+            if "weights" in given and given["weights"] is not None:
+                w = given["weights"]
+                given["weights"] = {"f1": w.f1, "grounded": w.grounded, "miu": w.miu,
+                                    "coverage": w.coverage, "relevance": w.relevance}
+            remeasured = await quality.set_quality_settings(
+                info.context.runtime.ports, info.context.principal.name, **given)
             return SetQualitySettingsPayload(settings=await read_quality_settings(info),
                                              remeasured_sources=remeasured)
         except DomainError as exc:

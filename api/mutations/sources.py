@@ -11,10 +11,9 @@ from api.errors import Conflict, NotFound, ValidationError, as_payload
 from api.ids import parse_id, to_global
 from api.types.enums import ExtractionPriority, SourceQuality, SourceType
 from api.types.source import Source
-from db.sources import SourceRepository
 from domain import model as m
-from domain.errors import DomainError, FieldIssue, InvalidInput
-from domain.sources import SourceData, SourceLimits, validate_new_source, validate_source_changes
+from domain.errors import DomainError
+from domain.services import sources
 
 
 @strawberry.input
@@ -114,19 +113,13 @@ def _raw(data: CreateSourceInput) -> dict[str, Any]:
     }
 
 
-def _limits(info: strawberry.Info) -> SourceLimits:
-    return SourceLimits(max_content_bytes=info.context.runtime.settings.max_content_bytes)
-
-
 @strawberry.type
 class SourceMutations:
     @strawberry.mutation(description="Store a new source; its content hash must be new.")
     async def create_source(self, info: strawberry.Info,
                             input: CreateSourceInput) -> CreateSourceResult:
         try:
-            data = validate_new_source(_raw(input), _limits(info))
-            async with info.context.runtime.transaction() as session:
-                row = await SourceRepository(session).add(data)
+            row = await sources.create_source(info.context.runtime.ports, _raw(input))
             return CreateSourcePayload(source=Source.from_row(row))
         except DomainError as exc:
             return as_payload(exc)
@@ -138,11 +131,7 @@ class SourceMutations:
             source_id = parse_id(input.id, "Source", ("input", "id"))
             raw = {key: value for key, value in vars(input).items()
                    if key != "id" and value is not strawberry.UNSET}
-            changes = validate_source_changes(raw, _limits(info))
-            if not changes:
-                raise InvalidInput.single(("input",), "names no field to change")
-            async with info.context.runtime.transaction() as session:
-                row = await SourceRepository(session).update(source_id, changes)
+            row = await sources.update_source(info.context.runtime.ports, source_id, raw)
             return UpdateSourcePayload(source=Source.from_row(row))
         except DomainError as exc:
             return as_payload(exc)
@@ -152,8 +141,7 @@ class SourceMutations:
                             input: DeleteSourceInput) -> DeleteSourceResult:
         try:
             source_id = parse_id(input.id, "Source", ("input", "id"))
-            async with info.context.runtime.transaction() as session:
-                row = await SourceRepository(session).delete(source_id)
+            row = await sources.delete_source(info.context.runtime.ports, source_id)
             return DeleteSourcePayload(deleted_id=strawberry.ID(to_global("Source", source_id)),
                                        source_code=row.source_code)
         except DomainError as exc:
@@ -163,29 +151,9 @@ class SourceMutations:
     async def import_sources(self, info: strawberry.Info,
                              input: ImportSourcesInput) -> ImportSourcesResult:
         try:
-            limit = info.context.runtime.settings.max_import_items
-            if not input.sources:
-                raise InvalidInput.single(("input", "sources"), "must not be empty")
-            if len(input.sources) > limit:
-                raise InvalidInput.single(("input", "sources"),
-                                          f"has {len(input.sources)} items; the limit is {limit}")
-            valid: list[tuple[int, SourceData]] = []
-            issues: list[FieldIssue] = []
-            for index, item in enumerate(input.sources):
-                try:
-                    valid.append((index, validate_new_source(
-                        _raw(item), _limits(info), ("input", "sources", str(index)))))
-                except InvalidInput as exc:
-                    issues.extend(exc.issues)
-            async with info.context.runtime.transaction() as session:
-                repository = SourceRepository(session)
-                issues.extend(await repository.import_issues(valid))
-                if issues:
-                    issues.sort(key=lambda issue: int(issue.path[2]))
-                    raise InvalidInput(issues)
-                rows = await repository.add_all([item for _, item in valid])
+            rows = await sources.import_sources(info.context.runtime.ports,
+                                                [_raw(item) for item in input.sources])
             return ImportSourcesPayload(sources=[Source.from_row(r) for r in rows],
                                         count=len(rows))
         except DomainError as exc:
             return as_payload(exc)
-

@@ -6,47 +6,21 @@ from decimal import Decimal
 
 import strawberry
 
-from api import reports
 from api.errors import public
 from api.ids import parse_id
-from api.quality import policy_defaults
 from api.types.enums import SourceType
 from api.types.optimization import (
     ModelComparison,
     OptimizationReport,
     QualitySettings,
     QualityThreshold,
-    QualityWeightsType,
     SavingsReport,
     SweetSpot,
+    read_quality_settings,
+    thresholds_of,
 )
-from db.performance import PerformanceRepository
-from domain import model as m
 from domain.errors import DomainError
-from domain.optimizer import threshold_for
-from domain.quality import QualityWeights
-
-
-def thresholds_of(stored: dict[str, float]) -> list[QualityThreshold]:
-    """The bar of every source type, saying which ones are operator-set."""
-    return [QualityThreshold(source_type=t, threshold=threshold_for(t.value, stored),
-                             is_default=t.value not in stored) for t in m.SourceType]
-
-
-def settings_of(weights: QualityWeights, reference: str | None,
-                minimum: int) -> QualitySettings:
-    """The quality settings in force as a GraphQL object."""
-    return QualitySettings(
-        weights=QualityWeightsType(f1=weights.f1, grounded=weights.grounded, miu=weights.miu,
-                                   coverage=weights.coverage, relevance=weights.relevance),
-        reference_model=reference, min_verified_fragments=minimum)
-
-
-async def read_quality_settings(info: strawberry.Info) -> QualitySettings:
-    runtime = info.context.runtime
-    async with runtime.read() as session:
-        policy = await PerformanceRepository(session).policy(policy_defaults(runtime.settings))
-    return settings_of(policy.weights, policy.reference_model, policy.min_verified)
+from domain.services import quality, reports
 
 
 @strawberry.type
@@ -57,7 +31,7 @@ class OptimizationQueries:
                          ) -> ModelComparison:
         try:
             sid = parse_id(source_id, "Source", ("sourceId",))
-            return ModelComparison.of(await reports.comparison(info.context.runtime, sid))
+            return ModelComparison.of(await reports.comparison(info.context.runtime.ports, sid))
         except DomainError as exc:
             raise public(exc) from None
 
@@ -71,7 +45,7 @@ class OptimizationQueries:
         try:
             sid = None if source_id is None else parse_id(source_id, "Source", ("sourceId",))
             report = await reports.sweet_spot_report(
-                info.context.runtime, source_id=sid,
+                info.context.runtime.ports, source_id=sid,
                 source_type=None if source_type is None else str(source_type),
                 threshold=quality_threshold, budget=budget_per_fragment)
             return SweetSpot.of(report)
@@ -85,20 +59,18 @@ class OptimizationQueries:
         try:
             sid = parse_id(source_id, "Source", ("sourceId",))
             return OptimizationReport.of(
-                await reports.optimization_report(info.context.runtime, sid))
+                await reports.optimization_report(info.context.runtime.ports, sid))
         except DomainError as exc:
             raise public(exc) from None
 
     @strawberry.field(description="Per source type: reference model, optimized model, quality "
                                   "change, cost saving, samples and interval.")
     async def savings_report(self, info: strawberry.Info) -> SavingsReport:
-        return SavingsReport.of(await reports.savings_report(info.context.runtime))
+        return SavingsReport.of(await reports.savings_report(info.context.runtime.ports))
 
     @strawberry.field(description="The quality bar of every source type.")
     async def quality_thresholds(self, info: strawberry.Info) -> list[QualityThreshold]:
-        async with info.context.runtime.read() as session:
-            stored = await PerformanceRepository(session).thresholds()
-        return thresholds_of(stored)
+        return thresholds_of(await quality.thresholds(info.context.runtime.ports))
 
     @strawberry.field(description="Score weights, designated reference model, verified minimum.")
     async def quality_settings(self, info: strawberry.Info) -> QualitySettings:

@@ -9,7 +9,6 @@ import strawberry
 from api.errors import public
 from api.ids import parse_id
 from api.loaders import page_read
-from api.mutations.processing import read_budget
 from api.pagination import build_connection, wants_total
 from api.types.enums import BatchStatus
 from api.types.processing import (
@@ -22,6 +21,7 @@ from api.types.processing import (
     FragmentOrder,
     Model,
     prefetch_sources,
+    read_budget,
 )
 from db.catalog import ModelRepository
 from db.fragments import list_batches, list_fragments

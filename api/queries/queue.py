@@ -4,28 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 
-import sqlalchemy as sa
 import strawberry
 
 import api.types.enums  # noqa: F401  (registers the GraphQL enums of these domain enums)
-from api.mutations.processing import read_budget
-from api.types.processing import Budget
+from api.types.processing import Budget, read_budget
+from db.engine import database_now
+from db.jobs import JobQueue
+from db.workers import seen_workers
 from domain import model as m
 
 # A worker heartbeats every 10 s: three missed beats and it is presumed gone.
 WORKER_ALIVE_SECONDS = 30.0
 _PRIORITY_BY_RANK = {priority.rank: priority for priority in m.ExtractionPriority}
-
-_JOBS = sa.text("""
-SELECT priority, status, count(*) AS jobs,
-       extract(epoch FROM now() - min(created_at)) AS oldest_seconds
-FROM processing_queue GROUP BY priority, status ORDER BY priority DESC, status
-""")
-_WORKERS = sa.text("""
-SELECT worker_id, hostname, pid, started_at, last_seen_at,
-       extract(epoch FROM now() - last_seen_at) AS seconds_since_seen
-FROM workers ORDER BY last_seen_at DESC, worker_id
-""")
 
 
 @strawberry.type(description="How many jobs of one priority are in one status.")
@@ -71,16 +61,16 @@ def _count(jobs: list[JobCount], status: m.JobStatus) -> int:
 async def read_queue_status(info: strawberry.Info) -> QueueStatus:
     """The queue status now, from PostgreSQL."""
     async with info.context.runtime.read() as session:
-        at = (await session.execute(sa.text("SELECT now()"))).scalar_one()
+        at = await database_now(session)
         jobs = [JobCount(priority=_PRIORITY_BY_RANK.get(row.priority),
                          priority_rank=row.priority, status=m.JobStatus(row.status),
                          count=row.jobs, oldest_seconds=round(float(row.oldest_seconds), 3))
-                for row in await session.execute(_JOBS)]
+                for row in await JobQueue(session).status_counts()]
         workers = [WorkerSeen(worker_id=row.worker_id, hostname=row.hostname, pid=row.pid,
                               started_at=row.started_at, last_seen_at=row.last_seen_at,
                               seconds_since_seen=round(float(row.seconds_since_seen), 3),
                               alive=float(row.seconds_since_seen) <= WORKER_ALIVE_SECONDS)
-                   for row in await session.execute(_WORKERS)]
+                   for row in await seen_workers(session)]
     waiting = [job.oldest_seconds for job in jobs if job.status == m.JobStatus.WAITING]
     return QueueStatus(
         at=at, jobs=jobs, waiting=_count(jobs, m.JobStatus.WAITING),

@@ -6,31 +6,21 @@ from __future__ import annotations
 import datetime as dt
 import enum
 from collections.abc import Iterable
-from dataclasses import replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 from strawberry import relay
 
-from api.errors import public
 from api.ids import as_pk
-from api.loaders import page_read
-from api.pagination import CountedConnection, build_connection, wants_total
+from api.pagination import CountedConnection
 from api.types.enums import Category, RelationshipType
 from api.types.enums import VerificationStatus as VerificationStatusEnum
-from api.types.processing import (
-    Fragment,
-    FragmentConnection,
-    FragmentFilter,
-    FragmentOrder,
-)
+from api.types.nodes import node_class
+from api.types.processing import Fragment
 from db import graph
-from db.fragments import FragmentFilterSpec, list_fragments
-from db.keyset import validate_page
 from db.tables import RelationshipRow, TagRow, VerificationEventRow
 from domain import model as m
-from domain.errors import DomainError
 
 if TYPE_CHECKING:
     from api.types.source import Source
@@ -126,6 +116,15 @@ class FragmentRelation:
     direction: RelationshipDirection
     relationship: Relationship
     other_id: strawberry.Private[int]
+
+    @classmethod
+    def from_row(cls, row: RelationshipRow, fragment_id: int) -> FragmentRelation:
+        """The link `row` seen from the fragment `fragment_id`, one of its two ends."""
+        outgoing = row.fragment_id == fragment_id
+        return cls(direction=RelationshipDirection.OUTGOING if outgoing
+                   else RelationshipDirection.INCOMING,
+                   relationship=Relationship.from_row(row),
+                   other_id=row.related_fragment_id if outgoing else row.fragment_id)
 
     @strawberry.field(description="The fragment at the other end.")
     async def other_fragment(self, info: strawberry.Info) -> Fragment | None:
@@ -225,10 +224,8 @@ class FragmentCoverage:
     @strawberry.field
     async def source(self, info: strawberry.Info) -> Annotated[
             Source, strawberry.lazy("api.types.source")] | None:
-        from api.types.source import Source
-
         row = await info.context.loaders.source.load(self.source_id)
-        return Source.from_row(row) if row is not None else None
+        return node_class(info, "Source").from_row(row) if row is not None else None
 
     @classmethod
     def from_rows(cls, source_id: int, rows: list[Any]) -> FragmentCoverage:
@@ -258,36 +255,7 @@ def _category(category: m.Category, row: Any) -> CategoryCoverage:
                             mean_confidence=row["mean_confidence"])
 
 
-# Resolvers behind Fragment's and Source's graph fields (see api/types/processing.py, source.py)
-
-
-async def tags_of(info: strawberry.Info, fragment_id: int) -> list[Tag]:
-    """A fragment's tags."""
-    rows = await info.context.loaders.get("fragment_tags", graph.tags_of_fragments).load(
-        fragment_id)
-    return [Tag.from_row(row) for row in rows]
-
-
-async def relations_of(info: strawberry.Info, fragment_id: int) -> list[FragmentRelation]:
-    """A fragment's links in both directions."""
-    rows = await info.context.loaders.get(
-        "fragment_relationships", graph.relationships_of_fragments).load(fragment_id)
-    relations = []
-    for row in rows:
-        outgoing = row.fragment_id == fragment_id
-        relations.append(FragmentRelation(
-            direction=RelationshipDirection.OUTGOING if outgoing
-            else RelationshipDirection.INCOMING,
-            relationship=Relationship.from_row(row),
-            other_id=row.related_fragment_id if outgoing else row.fragment_id))
-    return relations
-
-
-async def history_of(info: strawberry.Info, fragment_id: int) -> list[VerificationEvent]:
-    """A fragment's verification decisions."""
-    rows = await info.context.loaders.get(
-        "verification_history", graph.history_of_fragments).load(fragment_id)
-    return [VerificationEvent.from_row(row) for row in rows]
+# Resolver behind Source.processingSummary (see api/types/source.py)
 
 
 async def summary_of(info: strawberry.Info, source_id: int) -> ProcessingSummary | None:
@@ -295,35 +263,3 @@ async def summary_of(info: strawberry.Info, source_id: int) -> ProcessingSummary
     row = await info.context.loaders.get(
         "processing_summary", graph.processing_summaries).load(source_id)
     return ProcessingSummary.from_row(row) if row is not None else None
-
-
-async def fragments_of_source(info: strawberry.Info, source_id: int, first: int | None,
-                              after: str | None, flt: FragmentFilter | None,
-                              order_by: FragmentOrder | None) -> FragmentConnection:
-    """A source's fragments: first pages of every source in one statement; later pages
-    (with a cursor) one statement each."""
-    order = order_by or FragmentOrder()
-    sort, descending = str(order.field), str(order.direction) == "desc"
-    try:
-        page_request = validate_page(first, after, None, None)
-        spec = flt.to_spec() if flt else FragmentFilterSpec()
-        if after is not None:
-            spec.source_id = source_id
-            # A later page counts its fragments only when totalCount is selected.
-            page_request = replace(page_request, count=wants_total(info))
-            async with page_read(info.context.runtime, page_request.count) as session:
-                page = await list_fragments(session, spec, sort, descending, page_request)
-        else:
-            spec.source_id = None  # the window query partitions by source itself
-            limit = page_request.first or 0
-
-            async def fetch(session: Any, ids: list[int]) -> dict[int, Any]:
-                return await graph.first_fragments_of_sources(session, ids, spec, sort,
-                                                              descending, limit)
-
-            name = f"source_fragments:{sort}:{descending}:{limit}:{spec!r}"
-            page = await info.context.loaders.get(name, fetch, one_statement=True).load(
-                source_id)
-    except DomainError as exc:
-        raise public(exc) from None
-    return build_connection(FragmentConnection, page, Fragment.from_row)  # type: ignore[no-any-return]

@@ -8,21 +8,26 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 
-from api import reports
 from api.errors import public
 from api.ids import to_global
-from api.reports import (
+from api.types.enums import SourceType
+from api.types.nodes import node_class
+from db.performance import PerformanceRecord, PerformanceRepository
+from db.processing import ProcessingRepository
+from db.tables import SourceRow
+from domain import model as m
+from domain.errors import DomainError
+from domain.optimizer import Candidate, threshold_for
+from domain.quality import QualityWeights
+from domain.services import quality as quality_uc
+from domain.services import reports
+from domain.services.reports import (
     Comparison,
     ReferenceInfo,
     SavingsLine,
     SweetSpotReport,
     savings_table,
 )
-from api.types.enums import SourceType
-from db.performance import PerformanceRecord, PerformanceRepository
-from domain import model as m
-from domain.errors import DomainError
-from domain.optimizer import Candidate
 
 if TYPE_CHECKING:
     from api.types.source import Source
@@ -224,20 +229,26 @@ class SavingsReport:
         return cls(rows=[SavingsRow.of(line) for line in lines], table=savings_table(lines))
 
 
+def _report_source(root: Any, info: strawberry.Info) -> Annotated[
+        Source, strawberry.lazy("api.types.source")]:
+    # The Source class comes from the schema (see node_class): this module sits below source.
+    return node_class(info, "Source").from_row(root.source_row)
+
+
 @strawberry.type(description="One source: comparison, sweet spot and saving, with a "
                              "recommendation.")
 class OptimizationReport:
-    source: Annotated[Source, strawberry.lazy("api.types.source")]
+    source: Annotated[Source, strawberry.lazy("api.types.source")] = strawberry.field(
+        resolver=_report_source)
     comparison: ModelComparison
     sweet_spot: SweetSpot
     savings: SavingsRow | None
     recommendation: str
+    source_row: strawberry.Private[SourceRow]
 
     @classmethod
     def of(cls, report: reports.OptimizationReport) -> OptimizationReport:
-        from api.types.source import Source
-
-        return cls(source=Source.from_row(report.source),
+        return cls(source_row=report.source,
                    comparison=ModelComparison.of(report.comparison),
                    sweet_spot=SweetSpot.of(report.sweet_spot),
                    savings=SavingsRow.of(report.savings) if report.savings else None,
@@ -277,7 +288,7 @@ async def _records(session: Any, ids: list[int]) -> dict[int, list[PerformanceRe
 
 
 async def _pending(session: Any, ids: list[int]) -> dict[int, int]:
-    found = await reports.pending_runs(session, ids)
+    found = await ProcessingRepository(session).pending_runs(ids)
     return {i: found.get(i, 0) for i in ids}
 
 
@@ -307,7 +318,7 @@ async def source_sweet_spot(info: strawberry.Info, source_id: int, source_type: 
     runtime = info.context.runtime
 
     async def read_limits(session: Any, keys: list[str]) -> dict[str, reports.Limits]:
-        value = await reports.limits(runtime, session)
+        value = await reports.limits(runtime.ports, runtime.uow.bound(session))
         return {key: value for key in keys}
 
     records = await info.context.loaders.get("performance_records", _records).load(source_id)
@@ -318,3 +329,23 @@ async def source_sweet_spot(info: strawberry.Info, source_id: int, source_type: 
     return SweetSpot.of(reports.spot(candidates, prices, lim, source_id=source_id,
                                      source_type=source_type, threshold=threshold,
                                      budget=budget))
+
+
+def thresholds_of(stored: dict[str, float]) -> list[QualityThreshold]:
+    """The bar of every source type, saying which ones are operator-set."""
+    return [QualityThreshold(source_type=t, threshold=threshold_for(t.value, stored),
+                             is_default=t.value not in stored) for t in m.SourceType]
+
+
+def settings_of(weights: QualityWeights, reference: str | None,
+                minimum: int) -> QualitySettings:
+    """The quality settings in force as a GraphQL object."""
+    return QualitySettings(
+        weights=QualityWeightsType(f1=weights.f1, grounded=weights.grounded, miu=weights.miu,
+                                   coverage=weights.coverage, relevance=weights.relevance),
+        reference_model=reference, min_verified_fragments=minimum)
+
+
+async def read_quality_settings(info: strawberry.Info) -> QualitySettings:
+    policy = await quality_uc.quality_policy(info.context.runtime.ports)
+    return settings_of(policy.weights, policy.reference_model, policy.min_verified)

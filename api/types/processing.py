@@ -6,15 +6,17 @@ import datetime as dt
 import enum
 import operator
 from collections.abc import Iterable
+from dataclasses import replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any
 
-import sqlalchemy as sa
 import strawberry
 from strawberry import relay
 
+from api.errors import public
 from api.ids import as_pk, parse_id
-from api.pagination import CountedConnection, selects
+from api.loaders import page_read
+from api.pagination import CountedConnection, build_connection, selects, wants_total
 from api.types.enums import (
     BatchStatus,
     Category,
@@ -25,46 +27,28 @@ from api.types.enums import (
     Strategy,
 )
 from api.types.enums import VerificationStatus as VerificationStatusEnum
-from db.fragments import FRAGMENT_COLUMNS, FragmentFilterSpec
+from api.types.nodes import node_class, source_node
+from db.fragments import FRAGMENT_KEYS, FragmentFilterSpec, is_fragment_row, list_fragments
+from db.graph import (
+    first_fragments_of_sources,
+    fragments_by_id,
+    history_of_fragments,
+    relationships_of_fragments,
+    tags_of_fragments,
+)
+from db.keyset import validate_page
+from db.lookups import batches_by_id, models_by_name, runs_by_batch, runs_by_id
 from db.tables import BatchRow, FragmentRow, ModelRow, RunRow
 from domain import model as m
-from domain.errors import FieldIssue, InvalidInput
+from domain.errors import DomainError, FieldIssue, InvalidInput
+from domain.extraction import FRAGMENT_FIELDS
+from domain.services import processing as processing_uc
 
 if TYPE_CHECKING:
     from api.types.graph import FragmentRelation, Tag, VerificationEvent
     from api.types.source import Source
 
 MAX_FILTER_TAGS = 50
-
-
-def _batches(session: Any, ids: list[int]) -> Any:
-    async def fetch() -> dict[int, BatchRow]:
-        rows = await session.execute(sa.select(BatchRow).where(
-            BatchRow.__table__.c.id.in_(ids)))  # type: ignore[attr-defined]
-        return {row.id: row for row in rows.scalars()}
-
-    return fetch()
-
-
-def _runs_of_batches(session: Any, ids: list[int]) -> Any:
-    async def fetch() -> dict[int, list[RunRow]]:
-        rows = await session.execute(sa.select(RunRow).where(
-            RunRow.__table__.c.batch_id.in_(ids)).order_by(RunRow.__table__.c.id))  # type: ignore[attr-defined]
-        grouped: dict[int, list[RunRow]] = {key: [] for key in ids}
-        for row in rows.scalars():
-            grouped[row.batch_id].append(row)
-        return grouped
-
-    return fetch()
-
-
-def _models(session: Any, names: list[str]) -> Any:
-    async def fetch() -> dict[str, ModelRow]:
-        rows = await session.execute(sa.select(ModelRow).where(
-            ModelRow.__table__.c.name.in_(names)))  # type: ignore[attr-defined]
-        return {row.name: row for row in rows.scalars()}
-
-    return fetch()
 
 
 @strawberry.type(description="A catalog entry: a LiteLLM model string with pricing and limits.")
@@ -129,26 +113,19 @@ class Run(relay.Node):
     @strawberry.field
     async def source(self, info: strawberry.Info) -> Annotated[
             Source, strawberry.lazy("api.types.source")] | None:
-        from api.types.source import Source
-
         row = await info.context.loaders.source.load(self.source_id)
-        return Source.from_row(row) if row is not None else None
+        return node_class(info, "Source").from_row(row) if row is not None else None
 
     @strawberry.field
     async def batch(self, info: strawberry.Info) -> Batch | None:
-        row = await info.context.loaders.get("batch", _batches).load(self.batch_id)
+        row = await info.context.loaders.get("batch", batches_by_id).load(self.batch_id)
         return Batch.from_row(row) if row is not None else None
 
     @classmethod
     async def resolve_nodes(cls, *, info: strawberry.Info, node_ids: Iterable[str],
                             required: bool = False) -> list[Run | None]:
-        async def fetch(session: Any, ids: list[int]) -> dict[int, RunRow]:
-            rows = await session.execute(sa.select(RunRow).where(
-                RunRow.__table__.c.id.in_(ids)))  # type: ignore[attr-defined]
-            return {row.id: row for row in rows.scalars()}
-
         ids = [as_pk(i) for i in node_ids]
-        rows = await info.context.loaders.get("run", fetch).load_many(ids)
+        rows = await info.context.loaders.get("run", runs_by_id).load_many(ids)
         return [cls.from_row(row) if row else None for row in rows]
 
 
@@ -184,18 +161,18 @@ class Batch(relay.Node):
 
     @strawberry.field
     async def runs(self, info: strawberry.Info) -> list[Run]:
-        rows = await info.context.loaders.get("batch_runs", _runs_of_batches).load(self.id)
+        rows = await info.context.loaders.get("batch_runs", runs_by_batch).load(self.id)
         return [Run.from_row(row) for row in rows or []]
 
     @strawberry.field(description="Settled spend of every provider call of the batch's runs "
                                   "(retries and repairs included).")
     async def cost_usd(self, info: strawberry.Info) -> Decimal:
-        rows = await info.context.loaders.get("batch_runs", _runs_of_batches).load(self.id)
+        rows = await info.context.loaders.get("batch_runs", runs_by_batch).load(self.id)
         return sum((row.cost_usd for row in rows or []), Decimal(0))
 
     @strawberry.field(description="Share of chunks done over all runs, 0..1.")
     async def progress(self, info: strawberry.Info) -> float:
-        rows = await info.context.loaders.get("batch_runs", _runs_of_batches).load(self.id)
+        rows = await info.context.loaders.get("batch_runs", runs_by_batch).load(self.id)
         total = sum(max(r.chunk_count, 1) for r in rows or [])
         done = sum(r.chunk_count if r.status in ("completed", "stopped_cost_limit", "failed",
                                                   "skipped") else r.chunks_done
@@ -204,14 +181,14 @@ class Batch(relay.Node):
 
     @strawberry.field(description="The catalog entry of this batch's model.")
     async def model_info(self, info: strawberry.Info) -> Model | None:
-        row = await info.context.loaders.get("model", _models).load(self.model)
+        row = await info.context.loaders.get("model", models_by_name).load(self.model)
         return Model.from_row(row) if row is not None else None
 
     @classmethod
     async def resolve_nodes(cls, *, info: strawberry.Info, node_ids: Iterable[str],
                             required: bool = False) -> list[Batch | None]:
         ids = [as_pk(i) for i in node_ids]
-        rows = await info.context.loaders.get("batch", _batches).load_many(ids)
+        rows = await info.context.loaders.get("batch", batches_by_id).load_many(ids)
         return [cls.from_row(row) if row else None for row in rows]
 
 
@@ -220,24 +197,24 @@ class BatchConnection(CountedConnection[Batch]):
     """Batches, newest first."""
 
 
-# The columns Fragment.from_row reads, in the order it unpacks them.
-_FRAGMENT_READ = ("id", "fragment_code", "content", "quote", "char_start", "char_end",
-                  "grounding", "grounding_score", "category", "subcategory", "fragment_type",
-                  "context", "insight", "relevance", "confidence", "is_complete",
-                  "has_clean_boundaries", "verification_status", "verified_by", "verified_at",
-                  "model_name", "chunk_index", "created_at", "source_id", "batch_id", "run_id")
+# The columns Fragment.from_row reads: the extracted fields and the row's own.
+_FRAGMENT_READ = ("id", "fragment_code", *FRAGMENT_FIELDS, "verification_status",
+                  "verified_by", "verified_at", "model_name", "chunk_index", "created_at",
+                  "source_id", "batch_id", "run_id")
 _FRAGMENT_ATTRIBUTES = operator.attrgetter(*_FRAGMENT_READ)
-_FRAGMENT_KEYS = tuple(column.key for column in FRAGMENT_COLUMNS)
-_FRAGMENT_POSITIONS = operator.itemgetter(*(_FRAGMENT_KEYS.index(name) for name in _FRAGMENT_READ))
+_FRAGMENT_POSITIONS = operator.itemgetter(*(FRAGMENT_KEYS.index(name) for name in _FRAGMENT_READ))
 _GROUNDINGS = {item.value: item for item in m.Grounding}
 _CATEGORIES = {item.value: item for item in m.Category}
 _FRAGMENT_TYPES = {item.value: item for item in m.FragmentType}
 _VERIFICATION_STATUSES = {item.value: item for item in m.VerificationStatus}
+_FRAGMENT_ENUMS = (("grounding", _GROUNDINGS), ("category", _CATEGORIES),
+                   ("fragment_type", _FRAGMENT_TYPES),
+                   ("verification_status", _VERIFICATION_STATUSES))
 
 
 def _fragment_values(row: Any) -> tuple[Any, ...]:
     # Attribute access on a plain row looks each name up; by position is one C call.
-    if isinstance(row, sa.Row) and row._fields[:len(_FRAGMENT_KEYS)] == _FRAGMENT_KEYS:
+    if is_fragment_row(row):
         return _FRAGMENT_POSITIONS(row)  # type: ignore[no-any-return]
     return _FRAGMENT_ATTRIBUTES(row)  # type: ignore[no-any-return]
 
@@ -274,38 +251,26 @@ class Fragment(relay.Node):
     run_id: strawberry.Private[int]
 
     @classmethod
-    def from_row(cls, row: FragmentRow | sa.Row[Any]) -> Fragment:
+    def from_row(cls, row: FragmentRow | Any) -> Fragment:
         """From a FragmentRow, or from a plain row selecting db.fragments.FRAGMENT_COLUMNS
         first (read by position: a page is a hundred rows of twenty-six columns)."""
-        (id_, fragment_code, content, quote, char_start, char_end, grounding, grounding_score,
-         category, subcategory, fragment_type, context, insight, relevance, confidence,
-         is_complete, has_clean_boundaries, verification_status, verified_by, verified_at,
-         model_name, chunk_index, created_at, source_id, batch_id,
-         run_id) = _fragment_values(row)
-        return cls(id=id_ or 0, fragment_code=fragment_code, content=content, quote=quote,
-                   char_start=char_start, char_end=char_end,
-                   grounding=_GROUNDINGS[grounding], grounding_score=grounding_score,
-                   category=_CATEGORIES[category], subcategory=subcategory,
-                   fragment_type=_FRAGMENT_TYPES[fragment_type], context=context,
-                   insight=insight, relevance=relevance, confidence=confidence,
-                   is_complete=is_complete, has_clean_boundaries=has_clean_boundaries,
-                   verification_status=_VERIFICATION_STATUSES[verification_status],
-                   verified_by=verified_by, verified_at=verified_at, model=model_name,
-                   chunk_index=chunk_index, created_at=created_at, source_id=source_id,
-                   batch_id=batch_id, run_id=run_id)
+        values = dict(zip(_FRAGMENT_READ, _fragment_values(row), strict=True))
+        values["id"] = values["id"] or 0
+        values["model"] = values.pop("model_name")
+        for name, members in _FRAGMENT_ENUMS:
+            values[name] = members[values[name]]
+        return cls(**values)
 
     @strawberry.field
     def source(self, info: strawberry.Info) -> Annotated[
             Source, strawberry.lazy("api.types.source")]:
         # Not async: when the page prefetched its sources (prefetch_sources) the answer is
         # immediate, otherwise it is an awaitable from the request's loader.
-        from api.types.source import source_node
-
         return source_node(info, self.source_id)  # type: ignore[no-any-return]
 
     @strawberry.field
     async def batch(self, info: strawberry.Info) -> Batch:
-        return Batch.from_row(await info.context.loaders.get("batch", _batches)
+        return Batch.from_row(await info.context.loaders.get("batch", batches_by_id)
                               .load(self.batch_id))
 
     @strawberry.field
@@ -316,34 +281,32 @@ class Fragment(relay.Node):
     @strawberry.field(description="Tags, by name.")
     async def tags(self, info: strawberry.Info) -> list[Annotated[
             Tag, strawberry.lazy("api.types.graph")]]:
-        from api.types.graph import tags_of
-
-        return await tags_of(info, self.id)
+        rows = await info.context.loaders.get("fragment_tags", tags_of_fragments).load(
+            self.id)
+        tag = node_class(info, "Tag")
+        return [tag.from_row(row) for row in rows]
 
     @strawberry.field(description="Links to other fragments, outgoing and incoming.")
     async def relationships(self, info: strawberry.Info) -> list[Annotated[
             FragmentRelation, strawberry.lazy("api.types.graph")]]:
-        from api.types.graph import relations_of
-
-        return await relations_of(info, self.id)
+        rows = await info.context.loaders.get(
+            "fragment_relationships", relationships_of_fragments).load(self.id)
+        relation = node_class(info, "FragmentRelation")
+        return [relation.from_row(row, self.id) for row in rows]
 
     @strawberry.field(description="Every verification decision on this fragment, oldest first.")
     async def verification_history(self, info: strawberry.Info) -> list[Annotated[
             VerificationEvent, strawberry.lazy("api.types.graph")]]:
-        from api.types.graph import history_of
-
-        return await history_of(info, self.id)
+        rows = await info.context.loaders.get(
+            "verification_history", history_of_fragments).load(self.id)
+        event = node_class(info, "VerificationEvent")
+        return [event.from_row(row) for row in rows]
 
     @classmethod
     async def resolve_nodes(cls, *, info: strawberry.Info, node_ids: Iterable[str],
                             required: bool = False) -> list[Fragment | None]:
-        async def fetch(session: Any, ids: list[int]) -> dict[int, FragmentRow]:
-            rows = await session.execute(sa.select(FragmentRow).where(
-                FragmentRow.__table__.c.id.in_(ids)))  # type: ignore[attr-defined]
-            return {row.id: row for row in rows.scalars()}
-
         ids = [as_pk(i) for i in node_ids]
-        rows = await info.context.loaders.get("fragment", fetch).load_many(ids)
+        rows = await info.context.loaders.get("fragment", fragments_by_id).load_many(ids)
         return [cls.from_row(row) if row else None for row in rows]
 
 
@@ -437,6 +400,38 @@ class FragmentOrder:
     direction: OrderDirection = OrderDirection.ASC
 
 
+async def fragments_of_source(info: strawberry.Info, source_id: int, first: int | None,
+                              after: str | None, flt: FragmentFilter | None,
+                              order_by: FragmentOrder | None) -> FragmentConnection:
+    """A source's fragments (Source.fragments): first pages of every source in one statement;
+    later pages (with a cursor) one statement each."""
+    order = order_by or FragmentOrder()
+    sort, descending = str(order.field), str(order.direction) == "desc"
+    try:
+        page_request = validate_page(first, after, None, None)
+        spec = flt.to_spec() if flt else FragmentFilterSpec()
+        if after is not None:
+            spec.source_id = source_id
+            # A later page counts its fragments only when totalCount is selected.
+            page_request = replace(page_request, count=wants_total(info))
+            async with page_read(info.context.runtime, page_request.count) as session:
+                page = await list_fragments(session, spec, sort, descending, page_request)
+        else:
+            spec.source_id = None  # the window query partitions by source itself
+            limit = page_request.first or 0
+
+            async def fetch(session: Any, ids: list[int]) -> dict[int, Any]:
+                return await first_fragments_of_sources(session, ids, spec, sort, descending,
+                                                        limit)
+
+            name = f"source_fragments:{sort}:{descending}:{limit}:{spec!r}"
+            page = await info.context.loaders.get(name, fetch, one_statement=True).load(
+                source_id)
+    except DomainError as exc:
+        raise public(exc) from None
+    return build_connection(FragmentConnection, page, Fragment.from_row)  # type: ignore[no-any-return]
+
+
 @strawberry.type(description="Today's (UTC) spend against the daily budget.")
 class Budget:
     day: dt.date
@@ -446,3 +441,10 @@ class Budget:
     remaining_usd: Decimal | None
     fragment_cost_limit_usd: Decimal | None = strawberry.field(
         description="Per grounded fragment: a sweet-spot constraint and a run guard.")
+
+
+async def read_budget(info: strawberry.Info) -> Budget:
+    summary = await processing_uc.budget(info.context.runtime.ports)
+    return Budget(day=summary.day, limit_usd=summary.limit_usd, spent_usd=summary.spent_usd,
+                  reserved_usd=summary.reserved_usd, remaining_usd=summary.remaining_usd,
+                  fragment_cost_limit_usd=summary.fragment_cost_limit_usd)

@@ -12,7 +12,6 @@ import strawberry
 from strawberry import relay
 
 from api.ids import as_pk
-from api.loaders import PENDING, loaded
 from api.pagination import CountedConnection
 from api.types.enums import (
     ExtractionPriority,
@@ -21,6 +20,9 @@ from api.types.enums import (
     SourceStatus,
     SourceType,
 )
+from api.types.graph import summary_of
+from api.types.optimization import source_comparison, source_sweet_spot
+from api.types.processing import fragments_of_source
 from db.sources import SourceFilter as SourceFilterSpec
 from db.sources import SourceRepository
 from db.tables import SourceRow
@@ -95,30 +97,22 @@ class Source(relay.Node):
         filter: Annotated[FragmentFilter, strawberry.lazy("api.types.processing")] | None = None,
         order_by: Annotated[FragmentOrder, strawberry.lazy("api.types.processing")] | None = None,
     ) -> Annotated[FragmentConnection, strawberry.lazy("api.types.processing")]:
-        from api.types.graph import fragments_of_source
-
         return await fragments_of_source(info, self.id, first, after, filter, order_by)
 
     @strawberry.field(description="Runs, fragments, tokens and cost over every batch.")
     async def processing_summary(self, info: strawberry.Info) -> Annotated[
             ProcessingSummary, strawberry.lazy("api.types.graph")] | None:
-        from api.types.graph import summary_of
-
         return await summary_of(info, self.id)
 
     @strawberry.field(description="All measured runs of this source side by side.")
     async def comparison(self, info: strawberry.Info) -> Annotated[
             ModelComparison, strawberry.lazy("api.types.optimization")]:
-        from api.types.optimization import source_comparison
-
         return await source_comparison(info, self.id, self.source_type.value)
 
     @strawberry.field(description="The cheapest measured model meeting the bar on this source.")
     async def sweet_spot(self, info: strawberry.Info, quality_threshold: float | None = None,
                          budget_per_fragment: Decimal | None = None) -> Annotated[
             SweetSpot, strawberry.lazy("api.types.optimization")]:
-        from api.types.optimization import source_sweet_spot
-
         return await source_sweet_spot(info, self.id, self.source_type.value,
                                        quality_threshold, budget_per_fragment)
 
@@ -128,26 +122,6 @@ class Source(relay.Node):
         ids = [as_pk(i) for i in node_ids]
         rows = await info.context.loaders.source.load_many(ids)
         return [cls.from_row(row) if row is not None else None for row in rows]
-
-
-def source_node(info: strawberry.Info, source_id: int) -> Any:
-    """The Source of `source_id` through the request's loader: the object itself when the
-    loader already holds its row, else an awaitable of it."""
-    loaders = info.context.loaders
-    key = (Source, source_id)
-    node = loaders.objects.get(key)
-    if node is None:
-        row = loaded(loaders.source, source_id)
-        if row is PENDING:
-            return _load_source(loaders, source_id)
-        node = loaders.objects[key] = Source.from_row(row)
-    return node
-
-
-async def _load_source(loaders: Any, source_id: int) -> Source:
-    node = Source.from_row(await loaders.source.load(source_id))
-    loaders.objects[(Source, source_id)] = node
-    return node
 
 
 @strawberry.type(name="SourceConnection")

@@ -30,7 +30,7 @@ import pytest
 import websockets
 
 from api.demo_data import load_samples
-from tests.conftest import reset_database
+from tests.support.database import reset_database
 from tests.support.workers import flush_redis, redis_reachable
 
 pytestmark = pytest.mark.slow
@@ -140,7 +140,7 @@ class Stack:
 @pytest.fixture(scope="module")
 async def quiet_database(runtime: Any, database_url: str) -> AsyncIterator[None]:
     """A clean database, and no in-process worker of this test process sweeping it."""
-    worker = runtime.services.pop("worker", None)
+    worker, runtime.worker = runtime.worker, None
     if worker is not None:
         await worker.aclose()
     await reset_database(runtime)
@@ -148,7 +148,7 @@ async def quiet_database(runtime: Any, database_url: str) -> AsyncIterator[None]
         yield
     finally:
         if worker is not None:
-            from api.wiring import attach_processing
+            from api.container import attach_processing
 
             await attach_processing(runtime, database_url, in_process_worker=True)
 

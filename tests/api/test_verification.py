@@ -41,6 +41,14 @@ class QualitySpy:
         if self.fail:
             raise RuntimeError("reference store unavailable")
 
+    def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Stand in for the quality use case the verdicts feed."""
+        async def recompute(ports: object, source_id: int) -> int:
+            await self.recompute_source(source_id)
+            return 0
+
+        monkeypatch.setattr("domain.services.quality.recompute_source", recompute)
+
 
 def gid(fragment_id: int) -> str:
     return to_global("Fragment", fragment_id)
@@ -104,7 +112,7 @@ async def test_decisions_ask_the_quality_service_to_recompute_each_source_once(
         gql: Any, db: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     # Given
     spy = QualitySpy()
-    monkeypatch.setitem(db.services, "quality", spy)
+    spy.install(monkeypatch)
     first = await seed_source(db, ["One.", "Two."])
     second = await seed_source(db, ["Three."])
     ids = [gid(i) for i in first.fragment_ids + second.fragment_ids]
@@ -118,7 +126,7 @@ async def test_decisions_ask_the_quality_service_to_recompute_each_source_once(
 async def test_a_failing_quality_service_does_not_undo_the_decision(
         gql: Any, db: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     # Given
-    monkeypatch.setitem(db.services, "quality", QualitySpy(fail=True))
+    QualitySpy(fail=True).install(monkeypatch)
     seeded = await seed_source(db, ["One."])
     # When
     result = await verify(gql, seeded.fragment_ids[0], "VERIFIED")

@@ -9,18 +9,17 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.fuzz.discovery import cursor_orders, node_types
-from tests.fuzz.oracle import FuzzClient, capture_errors
-from tests.fuzz.scalars import Pools
-from tests.fuzz.seed import HeldJobs, seed
+from tests.support.fuzz.discovery import cursor_orders, node_types
+from tests.support.fuzz.oracle import FuzzClient, capture_errors
+from tests.support.fuzz.scalars import Pools
+from tests.support.fuzz.seed import HeldJobs, seed
 
 
 @pytest.fixture
 async def fuzz_runtime(db: Any) -> AsyncIterator[Any]:
     """The clean test runtime with a dispatcher that never lets a fuzzed job run."""
-    view = dataclasses.replace(db, services=dict(db.services))
-    held = HeldJobs(view)
-    view.services["dispatcher"] = held
+    held = HeldJobs(db)
+    view = db.with_dispatcher(held)
     yield view
     await held.cancel_all()
 

@@ -19,10 +19,10 @@ from graphql import parse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.fuzz.discovery import cursor_orders, discovered_schema, node_types, root_fields
-from tests.fuzz.operations import operations
-from tests.fuzz.oracle import FuzzClient
-from tests.fuzz.scalars import Pools
+from tests.support.fuzz.discovery import cursor_orders, discovered_schema, node_types, root_fields
+from tests.support.fuzz.operations import operations
+from tests.support.fuzz.oracle import FuzzClient
+from tests.support.fuzz.scalars import Pools
 
 EXAMPLES = int(os.environ.get("MMOS_FUZZ_EXAMPLES", "20"))
 SEEDED_EXAMPLES = EXAMPLES * 6

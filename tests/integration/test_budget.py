@@ -8,10 +8,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import GraphQLClient
-from tests.integration import test_provider_processing as shared
-from tests.integration.conftest import wait_for
-from tests.integration.test_provider_processing import (
+from tests.support.fake_provider import FakeProvider
+from tests.support.graphql import GraphQLClient
+from tests.support.processing import (
     BUNDLED_MODEL,
     BUNDLED_PRICES,
     FAKE_MODEL,
@@ -30,11 +29,7 @@ from tests.integration.test_provider_processing import (
     wait_batch,
     with_usage,
 )
-from tests.support.fake_provider import FakeProvider
-
-# The shared fixtures, requested by name below.
-engine_gql = shared.engine_gql
-small_chunks = shared.small_chunks
+from tests.support.waiting import wait_for
 
 SET_DAILY = """mutation($amount: Decimal) { setDailyBudget(input: {amountUsd: $amount}) {
   __typename ... on SetBudgetPayload { resumedRuns
@@ -77,7 +72,7 @@ async def wait_for_budget_pause(gql: GraphQLClient, runtime: Any,
             runs: list[dict[str, Any]] = await wait_for(quiet, timeout=30, interval=0.1)
         except AssertionError:
             raise AssertionError(f"runs never settled: {last}") from None
-        swept = await sweep_once(runtime, runtime.services["dispatcher"])
+        swept = await sweep_once(runtime)
         if not swept["resumed"]:
             return runs
 

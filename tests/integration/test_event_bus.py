@@ -330,9 +330,9 @@ def test_the_broadcaster_delivers_from_another_thread_to_the_followers_loop() ->
     import datetime as dt
     import threading
 
+    from db.events import TaggedEvent
     from domain.events import ProgressEvent
     from workers.events.feed import LiveQueue
-    from workers.events.store import TaggedEvent
 
     async def scenario() -> list[int]:
         # Given: a follower on this loop

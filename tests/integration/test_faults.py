@@ -14,10 +14,19 @@ from typing import Any
 import pytest
 
 from domain.prompt import SOURCE_CLOSE, SOURCE_OPEN
-from tests.conftest import GraphQLClient
-from tests.integration import test_provider_processing as shared
-from tests.integration.conftest import wait_for
-from tests.integration.test_provider_processing import (
+from tests.support.fake_provider import (
+    FakeProvider,
+    RecordedRequest,
+    Responder,
+    Scripted,
+    answer_json,
+    echo_responder,
+    fenced_responder,
+    fragment_for,
+    grounded_fragments,
+)
+from tests.support.graphql import GraphQLClient
+from tests.support.processing import (
     BUNDLED_MODEL,
     FAKE_MODEL,
     assert_exact_spans,
@@ -33,21 +42,7 @@ from tests.integration.test_provider_processing import (
     wait_batch,
     wait_until_idle,
 )
-from tests.support.fake_provider import (
-    FakeProvider,
-    RecordedRequest,
-    Responder,
-    Scripted,
-    answer_json,
-    echo_responder,
-    fenced_responder,
-    fragment_for,
-    grounded_fragments,
-)
-
-# The shared fixtures, requested by name below.
-engine_gql = shared.engine_gql
-small_chunks = shared.small_chunks
+from tests.support.waiting import wait_for
 
 CANCEL = """mutation($id: ID!) { cancelBatch(input: {batchId: $id}) { __typename
   ... on CancelBatchPayload { batch { status } } ... on Conflict { message } } }"""

@@ -27,14 +27,7 @@ from tests.support.fake_provider import (
     half_responder,
     inventing_responder,
 )
-from workers.gateway import (
-    LiteLLMClient,
-    context_window_of,
-    map_error,
-    max_output_of,
-    price_of,
-    retry_after_of,
-)
+from workers.gateway import LiteLLMClient, map_error, retry_after_of
 
 SOURCE = (
     "I grew up in Porto. My father fixed boats, and I watched him for hours.\nBut I hated the sea."
@@ -308,19 +301,6 @@ def test_retry_after_in_milliseconds_is_read() -> None:
 
 
 # -- pricing, limits, tokens -------------------------------------------------------------------
-
-
-def test_bundled_prices_are_per_million_decimals() -> None:
-    assert price_of(BUNDLED) == (Decimal("0.15"), Decimal("0.60"))
-    assert price_of(SERVED) == price_of(BUNDLED)
-    assert price_of("openai/no-such-model") is None
-
-
-def test_bundled_limits_are_read_for_catalog_seeding() -> None:
-    assert context_window_of(BUNDLED) == 128_000
-    assert max_output_of(BUNDLED) == 16_384
-    assert context_window_of("openai/no-such-model") is None
-    assert max_output_of("openai/no-such-model") is None
 
 
 def test_worst_case_cost_prices_prompt_and_full_max_tokens(client: LiteLLMClient) -> None:

@@ -6,10 +6,9 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import GraphQLClient
-from tests.integration import test_provider_processing as shared
-from tests.integration.conftest import wait_for
-from tests.integration.test_provider_processing import (
+from tests.support.fake_provider import FakeProvider
+from tests.support.graphql import GraphQLClient
+from tests.support.processing import (
     FAKE_MODEL,
     create_source,
     interview,
@@ -17,9 +16,7 @@ from tests.integration.test_provider_processing import (
     start_one_batch,
     wait_batch,
 )
-from tests.support.fake_provider import FakeProvider
-
-engine_gql = shared.engine_gql
+from tests.support.waiting import wait_for
 
 SET_DAILY = """mutation($amount: Decimal) { setDailyBudget(input: {amountUsd: $amount}) {
   __typename } }"""

@@ -9,8 +9,9 @@ import pytest
 
 from api.demo_data import load_samples
 from domain.grounding import normalise_text
-from tests.conftest import GraphQLClient, reset_database
-from tests.integration.conftest import wait_for
+from tests.support.database import reset_database
+from tests.support.graphql import GraphQLClient
+from tests.support.waiting import wait_for
 
 START = """mutation($input: StartMultiModelProcessingInput!) {
   startMultiModelProcessing(input: $input) { __typename

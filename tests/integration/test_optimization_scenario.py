@@ -12,37 +12,22 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import GraphQLClient
-from tests.integration import test_provider_processing as shared
-from tests.integration.conftest import wait_for
-from tests.integration.test_provider_processing import interview, register_fake_model
-from tests.support.fake_provider import (
-    FakeProvider,
-    RecordedRequest,
-    Scripted,
-    echo_responder,
-    half_responder,
-    inventing_responder,
+from tests.support.fake_provider import FakeProvider
+from tests.support.graphql import GraphQLClient
+from tests.support.processing import interview, register_fake_model
+from tests.support.scenarios import (
+    CREATE_SOURCE,
+    EQUAL,
+    HALF,
+    INVENTOR,
+    MODELS,
+    PRICES,
+    REFERENCE,
+    START,
+    behaviour,
 )
+from tests.support.waiting import wait_for
 
-# The shared fixtures, requested by name below.
-engine_gql = shared.engine_gql
-small_chunks = shared.small_chunks
-
-# Prices per million tokens (input, output): the reference is the dearest by far.
-REFERENCE = "ref-large"
-EQUAL = "good-small"
-INVENTOR = "inventor"
-HALF = "half-small"
-PRICES = {REFERENCE: ("10", "30"), EQUAL: ("0.6", "1.8"), INVENTOR: ("0.4", "1.2"),
-          HALF: ("0.2", "0.6")}
-MODELS = [REFERENCE, EQUAL, INVENTOR, HALF]
-
-CREATE_SOURCE = """mutation($input: CreateSourceInput!) { createSource(input: $input) {
-  __typename ... on CreateSourcePayload { source { id content } } } }"""
-START = """mutation($input: StartMultiModelProcessingInput!) {
-  startMultiModelProcessing(input: $input) { __typename
-    ... on StartMultiModelProcessingPayload { batches { id model } } } }"""
 COMPARISON = """query($id: ID!) { comparison(sourceId: $id) {
   sourceType pendingRuns reference { kind model }
   entries { model runId qualityScore qualityLow qualityHigh provisional groundedRate miuRate
@@ -61,15 +46,6 @@ REPORT = """query($id: ID!) { optimizationReport(sourceId: $id) { recommendation
 SOURCE_FIELDS = """query($id: ID!) { source(id: $id) {
   comparison { entries { model qualityScore } }
   sweetSpot(qualityThreshold: 0) { model qualified } } }"""
-
-
-def behaviour(request: RecordedRequest) -> Scripted:
-    """Each model answers as its kind does: all fragments, half of them, or one invented."""
-    if request.model == HALF:
-        return half_responder(request)
-    if request.model == INVENTOR:
-        return inventing_responder()(request)
-    return echo_responder(request)
 
 
 async def register_models(gql: GraphQLClient, provider: FakeProvider) -> None:

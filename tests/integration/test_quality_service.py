@@ -7,12 +7,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from api.quality import catch_up
-from tests.conftest import GraphQLClient
-from tests.integration import test_provider_processing as shared
-from tests.integration import test_strategies_processing as strategies
-from tests.integration.conftest import wait_for
-from tests.integration.test_optimization_scenario import (
+from domain.services import quality
+from tests.support.fake_provider import FakeProvider
+from tests.support.graphql import GraphQLClient
+from tests.support.processing import interview, register_fake_model, rows
+from tests.support.scenarios import (
     CREATE_SOURCE,
     EQUAL,
     HALF,
@@ -21,21 +20,8 @@ from tests.integration.test_optimization_scenario import (
     START,
     behaviour,
 )
-from tests.integration.test_provider_processing import interview, register_fake_model, rows
-from tests.integration.test_strategies_processing import (
-    plan_batches,
-    prepare,
-    process,
-    sources,
-    steps,
-)
-from tests.support.fake_provider import FakeProvider
-from workers.host import current_host
-
-# The shared fixtures, requested by name below.
-engine_gql = shared.engine_gql
-small_chunks = shared.small_chunks
-one_source_sample = strategies.one_source_sample
+from tests.support.strategies import plan_batches, prepare, process, sources, steps
+from tests.support.waiting import wait_for
 
 COMPARISON = """query($id: ID!) { comparison(sourceId: $id) { pendingRuns reference { kind model }
   entries { model qualityScore provisional precision f1 reference { kind model } } } }"""
@@ -99,7 +85,7 @@ async def test_verified_fragments_become_the_reference_once_there_are_enough(
             " h WHERE h.model_name = :h AND h.char_start = f.char_start))"),
             {"m": EQUAL, "h": HALF})
     # When: the verification feature tells the quality service
-    measured = await processing.services["quality"].recompute_source(
+    measured = await quality.recompute_source(processing.ports,
         int((await rows(processing, "SELECT id FROM sources"))[0].id))
     # Then
     assert measured == 2
@@ -119,7 +105,7 @@ async def test_a_run_that_ended_unmeasured_is_measured_on_the_next_start(
     async with processing.transaction() as session:
         await session.execute(sa.text("DELETE FROM model_performance"))
     # When: a runtime starts (its startup hook catches up)
-    await catch_up(processing)
+    await quality.catch_up(processing.ports)
     # Then
     assert len(await rows(processing, "SELECT run_id FROM model_performance")) == 2
 
@@ -131,8 +117,12 @@ async def test_a_plan_step_left_pending_by_a_crash_is_taken_on_the_next_start(
     await prepare(gql, provider, relevance=0.0, threshold=("INTERVIEW", 9.0))
     ids = await sources(gql, "INTERVIEW", ["K1", "K2"])
     # The worker's quality service is gone, as if its process died right after each run ended.
-    services = current_host().runtime.services
-    service = services.pop("quality")
+    run_finished = quality.run_finished
+
+    async def nothing(*_: Any) -> None:
+        return None
+
+    quality.run_finished = nothing  # type: ignore[assignment]
     try:
         opened = await process(gql, ids, "PROGRESSIVE")
         group = opened[0]["groupId"]
@@ -146,9 +136,9 @@ async def test_a_plan_step_left_pending_by_a_crash_is_taken_on_the_next_start(
         # Nothing measured, nothing decided: the worker died before it could.
         assert await rows(processing, "SELECT 1 FROM model_performance") == []
     finally:
-        services["quality"] = service
+        quality.run_finished = run_finished  # type: ignore[assignment]
     # When: the next start catches up
-    await catch_up(processing)
+    await quality.catch_up(processing.ports)
     # Then: the plan went on from where it stopped, through to its final step
     batches = await plan_batches(processing, group)
     assert steps(batches) == [(0, HALF, 1), (1, EQUAL, 1), (2, EQUAL, 1)]

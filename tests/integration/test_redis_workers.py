@@ -12,7 +12,6 @@ tmp_path.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import os
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -26,8 +25,7 @@ import sqlalchemy as sa
 
 from api.ids import parse_id
 from domain.prompt import source_text_of
-from tests.conftest import GraphQLClient, reset_database
-from tests.integration.conftest import wait_for
+from tests.support.database import reset_database
 from tests.support.fake_provider import (
     FakeProvider,
     RecordedRequest,
@@ -36,6 +34,8 @@ from tests.support.fake_provider import (
     answer_json,
     grounded_fragments,
 )
+from tests.support.graphql import GraphQLClient
+from tests.support.waiting import wait_for
 from tests.support.workers import (
     DEFAULT_TEST_REDIS,
     RedisWakeups,
@@ -77,7 +77,7 @@ async def quiet_in_process_worker(runtime: Any, database_url: str) -> AsyncItera
     Its sweeper shares this database: it would re-queue and wake jobs through the stub broker,
     so a job could be run by this process instead of a worker process under test.
     """
-    worker = runtime.services.pop("worker", None)
+    worker, runtime.worker = runtime.worker, None
     if worker is None:
         yield
         return
@@ -85,7 +85,7 @@ async def quiet_in_process_worker(runtime: Any, database_url: str) -> AsyncItera
     try:
         yield
     finally:
-        from api.wiring import attach_processing
+        from api.container import attach_processing
 
         await attach_processing(runtime, database_url, in_process_worker=True)
 
@@ -108,7 +108,7 @@ class Control:
     def stop_dispatching(self) -> None:
         """From now on, new jobs get no message: the workers' sweeper must find them."""
         # Not just removed: with no dispatcher, a process that has a broker makes one.
-        self.runtime.services["dispatcher"] = NoWakeups()
+        self.runtime.dispatcher = NoWakeups()
 
     async def rows(self, sql: str, **params: Any) -> list[Any]:
         async with self.runtime.read() as session:
@@ -127,10 +127,8 @@ async def control(runtime: Any, settings: Any, redis_url: str,
     await reset_database(runtime)
     flush_redis(redis_url)
     # The session runtime's engine and services, minus the stub broker's dispatcher and worker.
-    services = {k: v for k, v in runtime.services.items() if k not in ("dispatcher", "worker")}
-    view = dataclasses.replace(runtime, services=services)
-    wakeups = RedisWakeups(view, redis_url)
-    view.services["dispatcher"] = wakeups
+    wakeups = RedisWakeups(runtime, redis_url)
+    view = runtime.with_dispatcher(wakeups)
     app = create_app(settings, runtime=view)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
@@ -199,10 +197,10 @@ async def process(control: Control, source_ids: list[str]) -> int:
 
     The use case behind processBatch, so every source gets its run and job at once.
     """
-    from api.services import start_processing
+    from domain.services.processing import start_processing
 
     ids = [parse_id(value, "Source", ("sourceIds",)) for value in source_ids]
-    started = await start_processing(control.runtime, source_ids=ids, model_names=[MODEL],
+    started = await start_processing(control.runtime.ports, source_ids=ids, model_names=[MODEL],
                                      strategy=None, budget_usd=None)
     [batch_id] = started.batch_ids
     return batch_id

@@ -18,8 +18,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import ADMIN_DSN, _admin, _reachable
-from tests.integration.test_serve_subprocess import INHERITED_SETTINGS, free_port
+from tests.support.database import ADMIN_DSN, reachable, run_admin
+from tests.support.serve import INHERITED_SETTINGS, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -48,10 +48,10 @@ def readme_curls() -> list[str]:
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[str]:
     """`mmos serve` on a fresh database of the machine's PostgreSQL (ids start at 1)."""
-    if not _reachable(ADMIN_DSN) or shutil.which("curl") is None:
+    if not reachable(ADMIN_DSN) or shutil.which("curl") is None:
         pytest.skip("needs the PostgreSQL on 127.0.0.1:5432 and curl")
     name = f"mmos_rest_{uuid.uuid4().hex[:8]}"
-    asyncio.run(_admin(ADMIN_DSN, f"CREATE DATABASE {name}"))
+    asyncio.run(run_admin(ADMIN_DSN, f"CREATE DATABASE {name}"))
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in INHERITED_SETTINGS}
     env.update(DATABASE_URL=f"{ADMIN_DSN.rsplit('/', 1)[0]}/{name}", MMOS_ENV="development",
@@ -81,7 +81,7 @@ def server(tmp_path: Path) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(10)
-        asyncio.run(_admin(ADMIN_DSN, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        asyncio.run(run_admin(ADMIN_DSN, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
 
 
 def curl(command: str, base: str) -> tuple[int, Any]:

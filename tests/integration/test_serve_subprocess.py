@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,13 +15,12 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.serve import INHERITED_SETTINGS, free_port
+
 pytestmark = pytest.mark.slow
 
 HEALTHY_WITHIN_SECONDS = 90.0  # a cold start includes initdb and the migrations
 STOP_WITHIN_SECONDS = 20.0
-# Anything that would point the child at another database or broker is removed.
-INHERITED_SETTINGS = ("DATABASE_URL", "MMOS_DATABASE_URL", "REDIS_URL", "MMOS_REDIS_URL",
-                      "MMOS_TEST_DATABASE_URL", "MMOS_PORT", "MMOS_HOST")
 
 CREATE = """
 mutation Create($input: CreateSourceInput!) {
@@ -33,12 +31,6 @@ mutation Create($input: CreateSourceInput!) {
 }
 """
 LIST = "{ sources { totalCount edges { node { id sourceCode title } } } }"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def child_env(data_dir: Path) -> dict[str, str]:

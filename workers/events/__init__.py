@@ -8,22 +8,23 @@ from __future__ import annotations
 
 from typing import Any
 
+from db.events import PostgresEventStore
 from domain.events import EventBus
-from workers.events.local import BROADCASTER, Broadcaster, InProcessEventBus
-from workers.events.store import PostgresEventStore
+from workers.events.local import Broadcaster, InProcessEventBus
 
-__all__ = ["BROADCASTER", "Broadcaster", "InProcessEventBus", "PostgresEventStore",
+__all__ = ["Broadcaster", "InProcessEventBus", "PostgresEventStore",
            "make_event_bus"]
 
 
-def make_event_bus(runtime: Any) -> EventBus:
-    """The bus for this runtime's settings (one per runtime: a Redis client is per event loop)."""
-    settings = runtime.settings
-    store = PostgresEventStore(runtime)
+def make_event_bus(settings: Any, reader: Any, hub: Broadcaster | None = None) -> EventBus:
+    """The bus for these settings, reading committed events through `reader` (anything with
+    a `read()` session context): one per container, since a Redis client is per event loop.
+    In-process buses of one process share `hub`."""
+    store = PostgresEventStore(reader)
     if settings.redis_url:
         from workers.events.redis_streams import RedisStreamEventBus
 
         return RedisStreamEventBus(store, settings.redis_url,
                                    maxlen=settings.progress_stream_maxlen,
                                    ttl_seconds=settings.progress_stream_ttl_seconds)
-    return InProcessEventBus(store)
+    return InProcessEventBus(store, hub if hub is not None else Broadcaster())

@@ -1,7 +1,8 @@
 """The in-process bus of the embedded default: one broadcaster shared by every loop of a process.
 
 The API and its in-process worker host run on different event loops (threads) of one process,
-each with its own runtime and bus; both buses share `BROADCASTER`.
+each with its own container and bus; the composition root hands both buses the same
+`Broadcaster`.
 """
 
 from __future__ import annotations
@@ -10,8 +11,8 @@ import threading
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
+from db.events import PostgresEventStore, TaggedEvent
 from workers.events.feed import LiveQueue
-from workers.events.store import PostgresEventStore, TaggedEvent
 
 
 class Broadcaster:
@@ -51,18 +52,15 @@ class Broadcaster:
             queue.offer(tagged.event)
 
 
-BROADCASTER = Broadcaster()
-
-
 class InProcessEventBus:
-    """`domain.events.EventBus` for one runtime, over the process's broadcaster.
+    """`domain.events.EventBus` for one container, over a broadcaster shared in the process.
 
     Parameters:
       store: reads the committed rows to publish.
-      hub: the broadcaster (the process-wide one unless a test isolates it).
+      hub: the broadcaster every bus of this process shares.
     """
 
-    def __init__(self, store: PostgresEventStore, hub: Broadcaster = BROADCASTER) -> None:
+    def __init__(self, store: PostgresEventStore, hub: Broadcaster) -> None:
         self.store = store
         self.hub = hub
 

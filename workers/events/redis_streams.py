@@ -17,9 +17,9 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
+from db.events import PostgresEventStore, TaggedEvent
 from domain.events import EventKind, ProgressEvent, cursor_of
 from workers.events.feed import LiveQueue
-from workers.events.store import PostgresEventStore, TaggedEvent
 
 log = logging.getLogger("mmos.events")
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from tests.fuzz.operations import Operation
+from tests.support.fuzz.operations import Operation
 
 MASKED = "Internal error; it has been logged."
 # What an unmasked internal error looks like from outside (compared case-insensitively).

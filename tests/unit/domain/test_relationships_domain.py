@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from pydantic import ValidationError
 
 from domain.errors import InvalidInput
 from domain.model import RelationshipType
 from domain.relationships import (
     Passage,
-    RelationshipPassPayload,
     check_link,
     content_words,
     contradiction_cues,
@@ -106,17 +104,6 @@ def test_self_link_bad_confidence_and_long_notes_are_refused_together() -> None:
 def test_nan_confidence_is_refused() -> None:
     with pytest.raises(InvalidInput):
         check_link(1, 2, float("nan"), None)
-
-
-def test_relationship_pass_payload_validates_its_fields() -> None:
-    payload = RelationshipPassPayload(fragment_ids=[1, 2], model="gpt-4o-mini",
-                                      requested_by="ana")
-    assert payload.candidate_limit == 20
-    assert set(payload.relationship_types) == set(RelationshipType)
-    with pytest.raises(ValidationError):
-        RelationshipPassPayload(fragment_ids=[], model="m", requested_by="ana")
-    with pytest.raises(ValidationError):
-        RelationshipPassPayload(fragment_ids=[1], model="m", requested_by="ana", extra=1)
 
 
 def test_a_much_longer_text_containing_the_other_elaborates_it_despite_a_negation() -> None:

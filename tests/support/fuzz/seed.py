@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from api.demo_data import load_samples
 from domain.llm import DeterministicModelError, ModelRequest, ModelResponse, ModelSpec
-from tests.fuzz.scalars import Pools
+from tests.support.fuzz.scalars import Pools
 
 LOCAL_MODELS = ("rules-fast", "rules-thorough")
 SEED_OWNER = "fuzz-seed"

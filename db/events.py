@@ -30,18 +30,19 @@ def _event(row: Any) -> ProgressEvent:
 
 
 class PostgresEventStore:
-    """Reads events through short sessions of `runtime` (safe to share between followers).
+    """Reads events through short sessions of `sessions` (safe to share between followers).
 
     Parameters:
-      runtime: the process's database runtime (`api.bootstrap.Runtime`).
+      sessions: anything whose `read()` is an async context manager yielding a session, such
+        as the process's database runtime (duck-typed: this module does not import it).
     """
 
-    def __init__(self, runtime: Any) -> None:
-        self.runtime = runtime
+    def __init__(self, sessions: Any) -> None:
+        self.sessions = sessions
 
     async def head(self, batch_id: int) -> BatchHead | None:
         """The batch's model, tag and newest committed seq; None when there is no such batch."""
-        async with self.runtime.read() as session:
+        async with self.sessions.read() as session:
             row = (await session.execute(
                 sa.select(_B.id, _B.model_name, _B.group_id, _B.event_seq)
                 .where(_B.id == batch_id))).first()
@@ -53,7 +54,7 @@ class PostgresEventStore:
     async def events_after(self, batch_id: int, after_seq: int,
                            limit: int) -> list[ProgressEvent]:
         """Up to `limit` events with seq > `after_seq`, in seq order."""
-        async with self.runtime.read() as session:
+        async with self.sessions.read() as session:
             rows = await session.execute(
                 sa.select(*_COLUMNS).where(_E.batch_id == batch_id, _E.seq > after_seq)
                 .order_by(_E.seq).limit(limit))
@@ -63,7 +64,7 @@ class PostgresEventStore:
         """The events identified by (batch id, seq), ordered by batch then seq."""
         if not keys:
             return []
-        async with self.runtime.read() as session:
+        async with self.sessions.read() as session:
             rows = await session.execute(
                 sa.select(*_COLUMNS, _B.group_id)
                 .join(BatchRow, _B.id == _E.batch_id)

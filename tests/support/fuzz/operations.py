@@ -30,9 +30,9 @@ from graphql import (
 )
 from hypothesis import strategies as st
 
-from tests.fuzz.discovery import has_default
-from tests.fuzz.scalars import Pools
-from tests.fuzz.values import input_value
+from tests.support.fuzz.discovery import has_default
+from tests.support.fuzz.scalars import Pools
+from tests.support.fuzz.values import input_value
 
 # Object levels below the root field; the server allows more (max_query_depth), and staying
 # well under its token limit keeps most operations past validation and into the resolvers.

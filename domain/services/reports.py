@@ -13,15 +13,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-import sqlalchemy as sa
-
-from api.bootstrap import Runtime
-from api.quality import policy_defaults
-from db.budget import BudgetLedger
-from db.performance import PerformanceRecord, PerformanceRepository, latest_of_each_model
-from db.sources import SourceRepository
-from db.tables import SourceRow
 from domain.errors import FieldIssue, InvalidInput, NotFound
+from domain.evaluation import policy_defaults
 from domain.optimizer import (
     Candidate,
     SavingsRow,
@@ -31,6 +24,8 @@ from domain.optimizer import (
     sweet_spot,
     threshold_for,
 )
+from domain.performance import PerformanceRecord, latest_of_each_model
+from domain.ports import Ports, UnitOfWork
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +77,7 @@ class SavingsLine:
 class OptimizationReport:
     """One source: its comparison, its sweet spot, the saving against its reference."""
 
-    source: SourceRow
+    source: Any
     comparison: Comparison
     sweet_spot: SweetSpotReport
     savings: SavingsLine | None
@@ -123,31 +118,22 @@ def header_reference(records: Sequence[PerformanceRecord]) -> ReferenceInfo:
     return ReferenceInfo("none")
 
 
-async def pending_runs(session: Any, source_ids: Sequence[int]) -> dict[int, int]:
-    """Runs still to finish per source: a report over them is partial."""
-    rows = await session.execute(sa.text(
-        "SELECT source_id, count(*) FROM source_processing WHERE source_id = ANY(:ids)"
-        " AND status IN ('pending', 'processing', 'waiting_budget') GROUP BY source_id"),
-        {"ids": list(source_ids)})
-    return {int(r[0]): int(r[1]) for r in rows}
-
-
-async def comparisons(session: Any, sources: Sequence[SourceRow]) -> dict[int, Comparison]:
+async def comparisons(uow: UnitOfWork, sources: Sequence[Any]) -> dict[int, Comparison]:
     """Comparisons of many sources in a constant number of statements."""
     ids = [s.id or 0 for s in sources]
-    records = await PerformanceRepository(session).records(ids)
-    pending = await pending_runs(session, ids)
+    records = await uow.performance.records(ids)
+    pending = await uow.processing.pending_runs(ids)
     return {s.id or 0: Comparison(s.id or 0, s.source_type,
                                   header_reference(records[s.id or 0]), records[s.id or 0],
                                   pending.get(s.id or 0, 0)) for s in sources}
 
 
-async def comparison(runtime: Runtime, source_id: int,
+async def comparison(ports: Ports, source_id: int,
                      path: tuple[str, ...] = ("sourceId",)) -> Comparison:
     """All measured runs of one source."""
-    async with runtime.read() as session:
-        source = await SourceRepository(session).require(source_id, path)
-        return (await comparisons(session, [source]))[source_id]
+    async with ports.uow(read_only=True) as uow:
+        source = await uow.sources.require(source_id, path)
+        return (await comparisons(uow, [source]))[source_id]
 
 
 # --- sweet spot -------------------------------------------------------------------------------
@@ -162,13 +148,10 @@ class Limits:
     designated_reference: str | None
 
 
-async def limits(runtime: Runtime, session: Any) -> Limits:
+async def limits(ports: Ports, uow: UnitOfWork) -> Limits:
     """Read once per request: operator values from the settings table over environment ones."""
-    settings = runtime.settings
-    repository = PerformanceRepository(session)
-    ledger = BudgetLedger(session, settings.daily_budget_usd, settings.fragment_cost_limit_usd)
-    policy = await repository.policy(policy_defaults(settings))
-    return Limits(await repository.thresholds(), await ledger.fragment_cost_limit(),
+    policy = await uow.performance.policy(policy_defaults(ports.settings))
+    return Limits(await uow.performance.thresholds(), await uow.budget.fragment_cost_limit(),
                   policy.reference_model)
 
 
@@ -205,7 +188,7 @@ def source_candidates(records: Sequence[PerformanceRecord]) -> list[Candidate]:
     return [r.candidate() for r in latest_of_each_model(records)]
 
 
-async def sweet_spot_report(runtime: Runtime, *, source_id: int | None,
+async def sweet_spot_report(ports: Ports, *, source_id: int | None,
                             source_type: str | None, threshold: float | None,
                             budget: Decimal | None) -> SweetSpotReport:
     """The sweet spot of one source or of one source type (exactly one of them)."""
@@ -214,11 +197,11 @@ async def sweet_spot_report(runtime: Runtime, *, source_id: int | None,
                             FieldIssue(("sourceType",), "give either sourceId or sourceType")])
     threshold = checked_threshold(threshold, ("qualityThreshold",))
     budget = checked_budget(budget, ("budgetPerFragment",))
-    async with runtime.read() as session:
-        repository = PerformanceRepository(session)
-        lim = await limits(runtime, session)
+    async with ports.uow(read_only=True) as uow:
+        repository = uow.performance
+        lim = await limits(ports, uow)
         if source_id is not None:
-            source = await SourceRepository(session).require(source_id, ("sourceId",))
+            source = await uow.sources.require(source_id, ("sourceId",))
             kind = source.source_type
             candidates = await repository.pooled(source_id=source_id)
         else:
@@ -249,11 +232,11 @@ def savings_line(report: SweetSpotReport) -> SavingsLine:
                        result.candidate, row)
 
 
-async def savings_report(runtime: Runtime) -> list[SavingsLine]:
+async def savings_report(ports: Ports) -> list[SavingsLine]:
     """Per measured source type: reference model, optimized model, quality change, saving."""
-    async with runtime.read() as session:
-        repository = PerformanceRepository(session)
-        lim = await limits(runtime, session)
+    async with ports.uow(read_only=True) as uow:
+        repository = uow.performance
+        lim = await limits(ports, uow)
         lines = []
         for kind in await repository.source_types_measured():
             candidates = await repository.pooled(source_type=kind)
@@ -310,17 +293,17 @@ def recommendation(report: SweetSpotReport, savings: SavingsLine | None) -> str:
     return text
 
 
-async def optimization_report(runtime: Runtime, source_id: int,
+async def optimization_report(ports: Ports, source_id: int,
                               path: tuple[str, ...] = ("sourceId",)) -> OptimizationReport:
     """Comparison, sweet spot (configured threshold and cost limit) and saving of one source."""
-    async with runtime.read() as session:
-        source = await SourceRepository(session).get(source_id)
+    async with ports.uow(read_only=True) as uow:
+        source = await uow.sources.get(source_id)
         if source is None:
             raise NotFound("Source", source_id, path)
-        found = (await comparisons(session, [source]))[source_id]
-        lim = await limits(runtime, session)
+        found = (await comparisons(uow, [source]))[source_id]
+        lim = await limits(ports, uow)
         candidates = source_candidates(found.entries)
-        prices = await PerformanceRepository(session).model_prices(
+        prices = await uow.performance.model_prices(
             [c.model for c in candidates])
     report = spot(candidates, prices, lim, source_id=source_id, source_type=source.source_type,
                   threshold=None, budget=None)

@@ -22,8 +22,8 @@ from graphql import (
 )
 from hypothesis import strategies as st
 
-from tests.fuzz.discovery import has_default
-from tests.fuzz.scalars import NAME_CHARS, Pools, anything, clean_scalar, hostile_scalar
+from tests.support.fuzz.discovery import has_default
+from tests.support.fuzz.scalars import NAME_CHARS, Pools, anything, clean_scalar, hostile_scalar
 
 MAX_INPUT_DEPTH = 4
 

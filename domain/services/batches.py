@@ -1,0 +1,76 @@
+"""Creating batches: the checks every new batch passes (models known, enabled, priced under a
+budget; no model already busy on a source) and its frozen config snapshot. Shared by plain
+processing and by strategy steps."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from typing import Any
+
+from domain.errors import Conflict, FieldIssue, InvalidInput
+from domain.ports import Settings, UnitOfWork
+from domain.prompt import PROMPT_VERSION, prompt_hash
+
+
+async def checked_models(uow: UnitOfWork, model_names: list[str], budget_usd: Decimal | None,
+                         path: tuple[str, ...],
+                         positions: Mapping[str, int] | None = None) -> dict[str, Any]:
+    """Catalog rows of the named models; unknown, disabled, or unpriced under a budget refused.
+    A refusal names the model's index in the request (`positions`, when the request's list
+    had duplicates removed), else its index in `model_names`."""
+    issues: list[FieldIssue] = []
+    at = {name: str(index) for index, name in reversed(list(enumerate(model_names)))}
+    at.update({name: str(index) for name, index in (positions or {}).items()})
+    catalog = await uow.catalog.get_many(model_names)
+    for name in model_names:
+        row = catalog.get(name)
+        if row is None:
+            issues.append(FieldIssue((*path, "models", at[name]),
+                                     f"unknown model {name[:100]!r}; see the models query"))
+        elif not row.enabled:
+            issues.append(FieldIssue((*path, "models", at[name]),
+                                     f"model {name!r} is disabled"))
+    if issues:
+        raise InvalidInput(issues)
+    daily = await uow.budget.daily_limit()
+    if daily is not None or budget_usd is not None:
+        for name in model_names:
+            if not uow.catalog.spec_of(catalog[name]).is_priced:
+                issues.append(FieldIssue(
+                    (*path, "models", at[name]),
+                    f"model {name!r} has no known price and a budget is in force; "
+                    "set its prices with updateModel first"))
+    if issues:
+        raise InvalidInput(issues)
+    return catalog
+
+
+async def refuse_busy(uow: UnitOfWork, source_ids: Sequence[int], model_names: Sequence[str],
+                      path: tuple[str, ...]) -> None:
+    """Conflict when one of the models is already processing one of the sources."""
+    busy = await uow.processing.busy_pair(source_ids, model_names)
+    if busy is not None:
+        raise Conflict(f"source {busy[0]} is already being processed by {busy[1]}; wait for "
+                       "that batch or cancel it", (*path, "models"))
+
+
+def batch_config(settings: Settings, model: Any, strategy: str | None,
+                 extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The frozen config snapshot of a new batch (prompt version and hash, limits)."""
+    return {"promptVersion": PROMPT_VERSION, "promptHash": prompt_hash(), "temperature": 0.0,
+            "maxOutputTokens": min(model.max_output_tokens, settings.max_output_tokens),
+            "chunkMaxTokens": settings.chunk_max_tokens,
+            "chunkOverlapTokens": settings.chunk_overlap_tokens,
+            "strategy": strategy, "litellmModel": model.litellm_model, **(extra or {})}
+
+
+async def create_batch(uow: UnitOfWork, settings: Settings, *, group_id: str, model: Any,
+                       sources: list[Any], strategy: str | None, budget_usd: Decimal | None,
+                       extra_config: dict[str, Any] | None = None,
+                       decisions: list[Any] | None = None) -> Any:
+    """One batch of one model over the sources, with its frozen config snapshot."""
+    return await uow.processing.create_batch(
+        group_id=group_id, model=model, sources=sources, strategy=strategy,
+        config=batch_config(settings, model, strategy, extra_config), budget_usd=budget_usd,
+        max_attempts=settings.job_max_attempts, decisions=decisions)

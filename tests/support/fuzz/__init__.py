@@ -1,0 +1,1 @@
+"""The fuzzer's parts: schema discovery, value and operation strategies, the oracle, the seed."""
