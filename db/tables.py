@@ -1,4 +1,4 @@
-"""SQLModel tables: the whole relational model of MMOS (DESIGN §5)."""
+"""SQLModel tables: the whole relational model of MMOS (docs/ARCHITECTURE.md, "Storage")."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
-"""Measuring every run of one source against the reference in force for it (DESIGN §9, §10).
+"""Measuring every run of one source against the reference in force for it
+(docs/ARCHITECTURE.md, "Quality").
 
-The reference of a run is chosen from the *other* runs of the source, in DESIGN's order:
+The reference of a run is chosen from the *other* runs of the source, in this order:
 human-verified fragments, the reference model's latest run, the consensus of the other models.
 The reference model is the one an operator designated when it ran on the source, else the
 single most expensive model that did (by catalog price); a shared top price designates none,

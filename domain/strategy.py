@@ -1,4 +1,5 @@
-"""Strategy plans: which models run on which sources, one step at a time (DESIGN §10).
+"""Strategy plans: which models run on which sources, one step at a time (docs/ARCHITECTURE.md,
+"Optimization").
 
 A plan covers the sources of one source type in one `processBatch` request. Each step either
 tests models on a small sample of those sources or, finally, processes the remaining sources

@@ -1,5 +1,6 @@
 """LiteLLM, imported once and lazily: configured never to reach the network on its own, with
-MMOS's offline models registered. The only place that imports it (DESIGN §4, §7)."""
+MMOS's offline models registered. The only place that imports it (docs/ARCHITECTURE.md,
+"Layers")."""
 
 from __future__ import annotations
 

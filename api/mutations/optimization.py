@@ -22,7 +22,7 @@ from domain.services import quality
 class QualityThresholdInput:
     source_type: SourceType
     threshold: float | None = strawberry.field(
-        description="0-10; null restores the default of DESIGN (interview 8.5, podcast 7.5, "
+        description="0-10; null restores the default (interview 8.5, podcast 7.5, "
                     "article 7.0, social_media 6.0, others 7.0).")
 
 

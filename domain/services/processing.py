@@ -1,5 +1,6 @@
 """Processing: start batches (one per model, or a strategy's first step), cancel a batch,
-retry a run, and the budgets that steer them (DESIGN §6, §10, §11)."""
+retry a run, and the budgets that steer them (docs/ARCHITECTURE.md, "Jobs"
+and "Budgets")."""
 
 from __future__ import annotations
 

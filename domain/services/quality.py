@@ -1,5 +1,6 @@
 """Quality: measure a source's runs when one ends and again when its reference moves (a new
-run, a verification, new settings); the operator's thresholds and scoring settings (DESIGN §9).
+run, a verification, new settings); the operator's thresholds and scoring settings
+(docs/ARCHITECTURE.md, "Quality").
 
 The worker's run-end path calls `run_finished`; the graph use cases call `recompute_source`
 after a verdict changes; start-up calls `catch_up`.

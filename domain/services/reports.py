@@ -1,4 +1,5 @@
-"""Optimization reports from measured runs: comparison, sweet spot, savings (DESIGN §9, §10).
+"""Optimization reports from measured runs: comparison, sweet spot, savings (docs/ARCHITECTURE.md,
+"Quality" and "Optimization").
 
 Use cases shared by GraphQL and the REST compatibility routes. Each returns plain data; the
 adapters only render it. Nothing here defaults silently: thresholds, cost limits and the

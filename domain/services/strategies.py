@@ -1,5 +1,5 @@
 """processBatch strategies in motion: start a plan per source type, take its next step when
-the sample runs of the previous one have ended (DESIGN §10).
+the sample runs of the previous one have ended (docs/ARCHITECTURE.md, "Optimization").
 
 Every plan's state lives in the database: each batch a plan creates carries the plan, its
 step number and whether the step is final in its `config`; each decision is appended to the

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-import pytest
 
 from db.keys import KeyRepository
 
@@ -14,20 +12,6 @@ SOURCE = """mutation($code: String!) { createSource(input: {sourceCode: $code, t
   sourceType: INTERVIEW, content: $code}) { __typename } }"""
 BUDGET = """mutation { setDailyBudget(input: {amountUsd: "5"}) { __typename } }"""
 QUERY = "{ sources(first: 1) { totalCount } }"
-
-
-@pytest.fixture
-async def production(db: Any, settings: Any) -> AsyncIterator[tuple[httpx.AsyncClient, Any]]:
-    from api.app import create_app
-
-    prod = settings.model_copy(update={"env": "production"})
-    app = create_app(prod, runtime=db)
-    transport = httpx.ASGITransport(app=app)
-    try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
-            yield http, db
-    finally:
-        create_app(settings, runtime=db)  # restore the session's limits and switches
 
 
 async def issue(runtime: Any, role: str, name: str | None = None) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -141,20 +140,6 @@ async def test_a_mutation_over_get_is_refused_in_the_negotiated_type(
     assert 400 <= response.status_code < 500
     assert response.headers["content-type"].startswith(GRAPHQL_RESPONSE)
     assert "errors" in response.json() and "data" not in response.json()
-
-
-@pytest.fixture
-async def production(db: Any, settings: Any) -> AsyncIterator[tuple[httpx.AsyncClient, Any]]:
-    from api.app import create_app
-
-    prod = settings.model_copy(update={"env": "production"})
-    app = create_app(prod, runtime=db)
-    transport = httpx.ASGITransport(app=app)
-    try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
-            yield http, db
-    finally:
-        create_app(settings, runtime=db)  # restore the session's limits and switches
 
 
 async def test_auth_failures_use_401_and_403_in_graphql_response_json(production: Any) -> None:
