@@ -83,9 +83,6 @@ class SqlUnitOfWork:
         """Send a wake-up for these jobs once (and only if) this transaction commits."""
         self._jobs.extend(job_ids)
 
-    async def flush(self) -> None:
-        await self.session.flush()
-
     @cached_property
     def sources(self) -> SourceRepository:
         return SourceRepository(self.session)
@@ -202,10 +199,3 @@ class SqlUnitOfWorkFactory:
             await self.events.publish_committed(list(events))
         except Exception:
             log.warning("could not publish %d progress events", len(events), exc_info=True)
-
-    async def ping(self) -> None:
-        """One round trip to the database (readiness)."""
-        import sqlalchemy as sa
-
-        async with self.engine.connect() as connection:
-            await connection.execute(sa.text("SELECT 1"))
