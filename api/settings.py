@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     daily_budget_usd: Decimal | None = Field(default=None, ge=0)
     fragment_cost_limit_usd: Decimal | None = Field(default=None, ge=0)
     cost_guard_min_fragments: int = Field(default=10, ge=1)
+    # A run fails as a whole when more than this share of its chunks failed (unreadable).
+    run_failed_chunk_share: float = Field(default=0.5, gt=0, le=1)
+    # Days a model's raw answers are kept (for reprocessRun); 0 keeps them for good.
+    answer_retention_days: int = Field(default=90, ge=0)
     worker_metrics_port: int | None = None
     metrics_public: bool = False
     quality_min_verified_fragments: int = Field(default=5, ge=1)

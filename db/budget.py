@@ -93,7 +93,11 @@ WITH settled AS (
 run AS (
     UPDATE source_processing SET input_tokens = input_tokens + :i,
            output_tokens = output_tokens + :o, cost_usd = cost_usd + :a,
-           latency_ms = latency_ms + :l, llm_calls = llm_calls + 1
+           latency_ms = latency_ms + :l, llm_calls = llm_calls + 1,
+           repair_calls = repair_calls
+               + CASE WHEN CAST(:outcome AS text) = 'repair' THEN 1 ELSE 0 END,
+           repair_cost_usd = repair_cost_usd
+               + CASE WHEN CAST(:outcome AS text) = 'repair' THEN :a ELSE 0 END
     FROM settled WHERE source_processing.id = :r
     RETURNING 1),
 moved AS (

@@ -29,7 +29,10 @@ BATCH_SORT = SortKey("CREATED_AT", _B.created_at, "datetime")
 # What read paths select of a fragment: every column but the stored tsvector (it is for the
 # index, not for clients). Selected as columns, the rows come back as plain named tuples:
 # no ORM identity map or instance state for rows that are only read and serialised.
-FRAGMENT_COLUMNS = tuple(column for column in _F if column.key != "search_vector")
+# Every column a fragment page reads: not the search vector, nor the raw record (read on
+# demand by Fragment.rawRecord).
+FRAGMENT_COLUMNS = tuple(column for column in _F
+                         if column.key not in ("search_vector", "raw_record"))
 FRAGMENT_KEYS = tuple(column.key for column in FRAGMENT_COLUMNS)
 
 

@@ -81,6 +81,15 @@ async def tags_of_fragments(session: AsyncSession,
     return {key: grouped.get(key, []) for key in ids}
 
 
+async def raw_records_of_fragments(session: AsyncSession,
+                                   ids: Sequence[int]) -> dict[int, Any]:
+    """Each fragment's record as the model sent it (None when not kept)."""
+    rows = await session.execute(sa.text(
+        "SELECT id, raw_record FROM fragments WHERE id = ANY(:ids)"), {"ids": list(ids)})
+    found = {int(row.id): row.raw_record for row in rows}
+    return {key: found.get(key) for key in ids}
+
+
 async def tag_usage(session: AsyncSession, tag_ids: Sequence[int]) -> dict[int, int]:
     """How many fragments carry each tag."""
     rows = await session.execute(

@@ -37,7 +37,7 @@ from domain.evaluation import (
     measure_source,
     price_key,
 )
-from domain.model import Span
+from domain.model import FINISHED_RUN, Span
 from domain.optimizer import Candidate, failed_sample, pool_candidates
 from domain.performance import PerformanceRecord, latest_of_each_model  # noqa: F401  (re-exported)
 from domain.quality import QualityWeights, ScoredFragment
@@ -54,9 +54,11 @@ SELECT mp.run_id, mp.batch_id, mp.source_id, s.source_type, s.char_count AS sour
        mp.quality_low, mp.quality_high, mp.provisional, mp.grounded_rate, mp.miu_rate,
        mp.precision, mp.recall, mp.f1, mp.coverage, mp.mean_relevance, mp.fragment_count,
        mp.grounded_fragment_count, mp.cost_usd, mp.cost_per_fragment, mp.cost_per_1k_chars,
-       mp.latency_ms, r.metrics, r.completed_at AS finished_at
+       mp.latency_ms, r.metrics, r.completed_at AS finished_at, r.repair_calls,
+       r.repair_cost_usd, r.answers_read, r.answers_strict, r.chunks_failed
 FROM model_performance mp
-JOIN source_processing r ON r.id = mp.run_id AND r.status = 'completed'
+JOIN source_processing r ON r.id = mp.run_id
+     AND r.status IN ('completed', 'completed_with_errors')
 JOIN sources s ON s.id = mp.source_id
 """
 
@@ -126,7 +128,7 @@ class PerformanceRepository:
             SELECT r.id, r.model_name, r.cost_usd, r.latency_ms,
                    m.input_cost_per_million AS pin, m.output_cost_per_million AS pout
             FROM source_processing r LEFT JOIN models m ON m.name = r.model_name
-            WHERE r.source_id = :s AND r.status = 'completed'
+            WHERE r.source_id = :s AND r.status IN ('completed', 'completed_with_errors')
             ORDER BY r.completed_at NULLS FIRST, r.id"""), {"s": source_id})).all()
         run_ids = [r.id for r in runs]
         chunks = await self._chunks(run_ids)
@@ -216,14 +218,15 @@ class PerformanceRepository:
         rows = await self.session.execute(sa.text("""
             SELECT DISTINCT r.source_id FROM source_processing r
             LEFT JOIN model_performance mp ON mp.run_id = r.id
-            WHERE r.status = 'completed' AND mp.id IS NULL LIMIT :n"""), {"n": limit})
+            WHERE r.status IN ('completed', 'completed_with_errors') AND mp.id IS NULL
+            LIMIT :n"""), {"n": limit})
         return [int(r[0]) for r in rows]
 
     async def measured_sources(self) -> list[int]:
         """Every source with at least one completed run."""
         rows = await self.session.execute(sa.text(
-            "SELECT DISTINCT source_id FROM source_processing WHERE status = 'completed'"
-            " ORDER BY source_id"))
+            "SELECT DISTINCT source_id FROM source_processing"
+            " WHERE status IN ('completed', 'completed_with_errors') ORDER BY source_id"))
         return [int(r[0]) for r in rows]
 
     # -- reading ------------------------------------------------------------------------------
@@ -318,12 +321,12 @@ async def plan_samples(
     done: dict[str, set[int]] = defaultdict(set)
     sample = set(sample_ids)
     for row in rows:
-        if row.status == "completed":
+        if row.status in FINISHED_RUN:
             done[row.model_name].add(row.source_id)
         if row.source_id not in sample or row.status in ("pending", "processing",
                                                           "waiting_budget"):
             continue
-        if row.status == "completed" and row.quality_score is not None:
+        if row.status in FINISHED_RUN and row.quality_score is not None:
             samples.append(Candidate(row.model_name, row.quality_score, row.quality_low,
                                      row.quality_high, row.provisional, Decimal(row.cost_usd),
                                      row.grounded_fragment_count, row.char_count, 1))

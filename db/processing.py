@@ -10,8 +10,10 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from db.answers import compress_answer
 from db.engine import sqlstate_of
 from db.jobs import JobQueue
 from db.tables import (
@@ -22,8 +24,9 @@ from db.tables import (
     RunRow,
     SourceRow,
 )
+from domain.answers import DEFAULT_FAILED_CHUNK_SHARE, AnswerRecord, run_outcome
 from domain.extraction import FRAGMENT_FIELDS, PreparedFragment
-from domain.model import ExtractionPriority, JobKind
+from domain.model import FINISHED_RUN, ExtractionPriority, JobKind
 from domain.sources import search_config_for
 
 _R = RunRow.__table__.c  # type: ignore[attr-defined]
@@ -32,16 +35,30 @@ _B = BatchRow.__table__.c  # type: ignore[attr-defined]
 
 ACTIVE_RUN = ("pending", "processing", "waiting_budget")
 
-# The fragment columns a chunk insert writes, one array parameter `f_<field>` each (typed by
-# the column: text arrays for strings, so an overlong value fails rather than being cut).
+# The fragment columns a chunk insert writes (the fields a page reads, and the record as the
+# model sent it), one array parameter `f_<field>` each, typed by the column: text arrays for
+# strings, so an overlong value fails rather than being cut; JSON travels as text.
+_STORED_FIELDS = (*FRAGMENT_FIELDS, "raw_record")
 _ARRAY_TYPES = {str: "text[]", int: "int[]", float: "float8[]", bool: "bool[]"}
-_FIELD_ARRAYS = ", ".join(f"CAST(:f_{name} AS {_ARRAY_TYPES[_F[name].type.python_type]})"
-                          for name in FRAGMENT_FIELDS)
-_FIELD_NAMES = ", ".join(FRAGMENT_FIELDS)
-_FIELD_VALUES = ", ".join(f"v.{name}" for name in FRAGMENT_FIELDS)
+_JSON_COLUMNS = frozenset(name for name in _STORED_FIELDS if isinstance(_F[name].type, JSONB))
+
+
+def _array_of(name: str) -> str:
+    if name in _JSON_COLUMNS:
+        return f"CAST(CAST(:f_{name} AS text[]) AS jsonb[])"
+    return f"CAST(:f_{name} AS {_ARRAY_TYPES[_F[name].type.python_type]})"
+
+
+_FIELD_ARRAYS = ", ".join(_array_of(name) for name in _STORED_FIELDS)
+_FIELD_NAMES = ", ".join(_STORED_FIELDS)
+_FIELD_VALUES = ", ".join(f"v.{name}" for name in _STORED_FIELDS)
 
 _DELETE_CHUNK_FRAGMENTS = sa.text(
     "DELETE FROM fragments WHERE run_id = :r AND chunk_index = :c")
+# A chunk stored again: the answers that made its earlier version are no longer its own.
+_SUPERSEDE_CHUNK_ANSWERS = sa.text(
+    "UPDATE run_answers SET superseded = true"
+    " WHERE run_id = :r AND chunk_index = :c AND NOT superseded")
 
 # One statement stores a chunk: its fragments (with their codes), their tags (created on first
 # use), the chunk row, the run's done-chunk count and the CHUNK_DONE event with the batch's
@@ -82,20 +99,36 @@ _SAVE_CHUNK = sa.text(
     " SELECT f.id, k.id FROM wanted w JOIN f ON f.ordinal = w.ordinal"
     " JOIN known k ON k.name = w.name ON CONFLICT DO NOTHING),"
     " chunk AS (INSERT INTO run_chunks (run_id, chunk_index, char_start, char_end, status,"
-    " fragment_count, input_tokens, output_tokens, cost_usd, latency_ms, llm_calls)"
-    " VALUES (:run, :chunk, :char_start, :char_end, 'done', :count, :input_tokens,"
+    " error, fragment_count, input_tokens, output_tokens, cost_usd, latency_ms, llm_calls)"
+    " VALUES (:run, :chunk, :char_start, :char_end, CAST(:status AS text), :error, :count,"
+    " :input_tokens,"
     " :output_tokens, :cost, :latency, :calls)"
     " ON CONFLICT (run_id, chunk_index) DO UPDATE"
-    " SET fragment_count = EXCLUDED.fragment_count, completed_at = now()"
+    " SET fragment_count = EXCLUDED.fragment_count, status = EXCLUDED.status,"
+    " error = EXCLUDED.error, completed_at = now()"
     " RETURNING (xmax = 0) AS inserted),"
+    # Every answer of the chunk's calls, compressed (reprocessRun reads them again).
+    " answers AS (INSERT INTO run_answers (run_id, chunk_index, part, call_kind, char_start,"
+    " char_end, finish_reason, readable, strict, problem, body, body_chars)"
+    " SELECT :run, :chunk, a.* FROM unnest(CAST(:a_part AS int[]), CAST(:a_kind AS text[]),"
+    " CAST(:a_start AS int[]), CAST(:a_end AS int[]), CAST(:a_finish AS text[]),"
+    " CAST(:a_readable AS bool[]), CAST(:a_strict AS bool[]), CAST(:a_problem AS text[]),"
+    " CAST(:a_body AS bytea[]), CAST(:a_chars AS int[])) AS a),"
     " run AS (UPDATE source_processing r"
-    " SET chunks_done = r.chunks_done + (SELECT CASE WHEN inserted THEN 1 ELSE 0 END FROM chunk)"
-    " WHERE r.id = :run AND r.status <> 'skipped' RETURNING r.chunks_done, r.chunk_count),"
+    " SET chunks_done = r.chunks_done"
+    " + (SELECT CASE WHEN inserted AND CAST(:status AS text) = 'done' THEN 1 ELSE 0 END"
+    " FROM chunk),"
+    " chunks_failed = r.chunks_failed"
+    " + (SELECT CASE WHEN inserted AND CAST(:status AS text) = 'failed' THEN 1 ELSE 0 END"
+    " FROM chunk)"
+    " WHERE r.id = :run AND r.status <> 'skipped' RETURNING r.chunks_done, r.chunks_failed,"
+    " r.chunk_count),"
     " next AS (UPDATE processing_batches b SET event_seq = b.event_seq + 1"
     " WHERE b.id = :batch AND EXISTS (SELECT 1 FROM run) RETURNING b.event_seq),"
     " event AS (INSERT INTO batch_events (batch_id, seq, kind, run_id, payload)"
     " SELECT :batch, next.event_seq, 'CHUNK_DONE', :run, CAST(:payload AS jsonb)"
-    " || jsonb_build_object('chunksDone', run.chunks_done, 'chunkCount', run.chunk_count)"
+    " || jsonb_build_object('chunksDone', run.chunks_done, 'chunksFailed', run.chunks_failed,"
+    " 'chunkCount', run.chunk_count)"
     " FROM next, run RETURNING seq)"
     " SELECT mmos_chunk_stored((SELECT seq FROM event), (SELECT inserted FROM chunk),"
     " t.known, CAST(:tags_wanted AS bigint), CAST(:replacing AS boolean),"
@@ -120,11 +153,35 @@ def _column_value(value: Any) -> Any:
     return value.value if isinstance(value, enum.Enum) else value
 
 
+def _field_values(fragments: Sequence[PreparedFragment], name: str) -> list[Any]:
+    if name in _JSON_COLUMNS:
+        return [None if (value := getattr(f, name)) is None
+                else json.dumps(list(value) if isinstance(value, tuple) else value,
+                                ensure_ascii=False, default=str)
+                for f in fragments]
+    return [_column_value(getattr(f, name)) for f in fragments]
+
+
+def _answer_values(answers: Sequence[AnswerRecord]) -> dict[str, list[Any]]:
+    bodies = [compress_answer(answer.content) for answer in answers]
+    return {
+        "a_part": [a.part for a in answers], "a_kind": [a.call_kind for a in answers],
+        "a_start": [a.char_start for a in answers], "a_end": [a.char_end for a in answers],
+        "a_finish": [a.finish_reason[:32] if a.finish_reason else None for a in answers],
+        "a_readable": [a.readable for a in answers], "a_strict": [a.strict for a in answers],
+        "a_problem": [a.problem for a in answers], "a_body": bodies,
+        "a_chars": [len(a.content) for a in answers],
+    }
+
+
 async def store_chunk(executor: Any, ctx: RunContext, *, chunk_index: int, char_start: int,
                       char_end: int, fragments: Sequence[PreparedFragment], usage: ChunkUsage,
-                      codes: Sequence[str] | None, replacing: bool) -> int:
-    """Store a chunk's fragments, tags, chunk row, run count and CHUNK_DONE event; the event's
-    seq is returned. Fragments take `codes` when given, else codes from the category counters.
+                      codes: Sequence[str] | None, replacing: bool,
+                      answers: Sequence[AnswerRecord] = (), error: str | None = None) -> int:
+    """Store a chunk's fragments, tags, raw answers, chunk row, run count and CHUNK_DONE event;
+    the event's seq is returned. Fragments take `codes` when given, else codes from the
+    category counters. With an `error` the chunk is stored as failed (its answers stayed
+    unreadable): what could be read of it is kept, and retryRun(failedChunksOnly) runs it again.
 
     With `replacing` (inside a transaction) the chunk's earlier fragments are deleted first,
     so storing a chunk again replaces it. Without it the chunk must be new, and the one
@@ -138,6 +195,7 @@ async def store_chunk(executor: Any, ctx: RunContext, *, chunk_index: int, char_
     run_id = ctx.run.id or 0
     if replacing:
         await executor.execute(_DELETE_CHUNK_FRAGMENTS, {"r": run_id, "c": chunk_index})
+        await executor.execute(_SUPERSEDE_CHUNK_ANSWERS, {"r": run_id, "c": chunk_index})
     tag_ordinals = [f.ordinal for f in fragments for _ in f.tags]
     tag_names = [tag for f in fragments for tag in f.tags]
     tags_wanted = len(set(tag_names))
@@ -149,15 +207,18 @@ async def store_chunk(executor: Any, ctx: RunContext, *, chunk_index: int, char_
         "codes": list(codes) if codes is not None else [None] * len(fragments),
         "catcodes": [f.category.code for f in fragments],
         "ordinals": [f.ordinal for f in fragments],
-        **{f"f_{name}": [_column_value(getattr(f, name)) for f in fragments]
-           for name in FRAGMENT_FIELDS},
+        **{f"f_{name}": _field_values(fragments, name) for name in _STORED_FIELDS},
+        **_answer_values(answers),
+        "status": "failed" if error is not None else "done", "error": error,
         "tag_ordinals": tag_ordinals, "tag_names": tag_names,
         "tags_wanted": tags_wanted, "replacing": replacing,
         "char_start": char_start, "char_end": char_end, "count": len(fragments),
         "input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
         "cost": usage.cost_usd, "latency": usage.latency_ms, "calls": usage.llm_calls,
         "payload": json.dumps({"chunk": chunk_index, "fragments": len(fragments),
-                               "grounded": grounded, "costUsd": str(usage.cost_usd)}),
+                               "grounded": grounded, "costUsd": str(usage.cost_usd),
+                               **({"failed": True, "error": error} if error is not None
+                                  else {})}),
     })).one()
     if row.tags_known < tags_wanted:
         # Replacing: a tag created by a concurrent writer that committed after the
@@ -217,6 +278,8 @@ class ChunkUsage:
     cost_usd: Decimal
     latency_ms: int
     llm_calls: int
+    repair_calls: int = 0
+    repair_cost_usd: Decimal = Decimal(0)
 
 
 class ProcessingRepository:
@@ -303,6 +366,13 @@ class ProcessingRepository:
         )  # type: ignore[attr-defined]
         return {row[0] for row in rows}
 
+    async def chunk_states(self, run_id: int) -> dict[int, str]:
+        """The stored chunks of a run and their status (done or failed): neither is called
+        again by a later job of the run (retryRun with failedChunksOnly forgets the failed)."""
+        rows = await self.session.execute(sa.text(
+            "SELECT chunk_index, status FROM run_chunks WHERE run_id = :r"), {"r": run_id})
+        return {int(row.chunk_index): str(row.status) for row in rows}
+
     # -- state changes -------------------------------------------------------------------------
 
     async def run_status(self, run_id: int, *, lock: bool = False) -> str | None:
@@ -350,6 +420,8 @@ class ProcessingRepository:
                 cost_usd=_R.cost_usd + usage.cost_usd,
                 latency_ms=_R.latency_ms + usage.latency_ms,
                 llm_calls=_R.llm_calls + usage.llm_calls,
+                repair_calls=_R.repair_calls + usage.repair_calls,
+                repair_cost_usd=_R.repair_cost_usd + usage.repair_cost_usd,
             )
         )
 
@@ -363,6 +435,8 @@ class ProcessingRepository:
         fragments: Sequence[PreparedFragment],
         usage: ChunkUsage,
         codes: Sequence[str] | None = None,
+        answers: Sequence[AnswerRecord] = (),
+        error: str | None = None,
     ) -> int:
         """Replace the chunk's fragments (idempotent per run+chunk) and mark it done.
 
@@ -374,7 +448,7 @@ class ProcessingRepository:
             seq = await store_chunk(self.session, ctx, chunk_index=chunk_index,
                                     char_start=char_start, char_end=char_end,
                                     fragments=fragments, usage=usage, codes=codes,
-                                    replacing=True)
+                                    replacing=True, answers=answers, error=error)
         except sa.exc.DBAPIError as exc:
             if sqlstate_of(exc) == CHUNK_RUN_INACTIVE:
                 raise RunNotActive(ctx.run.id or 0) from None
@@ -382,10 +456,27 @@ class ProcessingRepository:
         self.session.info.setdefault("mmos_events", []).append((ctx.batch.id or 0, seq))
         return len(fragments)
 
-    async def finish_run(self, ctx: RunContext, status: str, error: str | None = None) -> str:
-        """Close a run: dedupe chunk overlaps, recount, roll the batch up; returns batch status."""
+    async def finish_run(self, ctx: RunContext, status: str, error: str | None = None, *,
+                         failed_share: float = DEFAULT_FAILED_CHUNK_SHARE) -> str:
+        """Close a run: dedupe chunk overlaps, recount, roll the batch up; returns the run's
+        status. A run whose chunks all ran ("completed") completes with errors, or fails when
+        more than `failed_share` of them failed."""
         run_id = ctx.run.id or 0
+        chunks = (await self.session.execute(sa.text(
+            "SELECT count(*) FILTER (WHERE status = 'done') AS done,"
+            " count(*) FILTER (WHERE status = 'failed') AS failed,"
+            " (SELECT error FROM run_chunks WHERE run_id = :r AND status = 'failed'"
+            "  ORDER BY chunk_index LIMIT 1) AS first_error,"
+            " (SELECT count(*) FROM run_answers WHERE run_id = :r AND NOT superseded) AS read,"
+            " (SELECT count(*) FROM run_answers WHERE run_id = :r AND NOT superseded"
+            "  AND strict) AS strict,"
+            " (SELECT chunk_count FROM source_processing WHERE id = :r) AS chunk_count"
+            " FROM run_chunks WHERE run_id = :r"), {"r": run_id})).one()
         if status == "completed":
+            outcome = run_outcome(max(chunks.chunk_count or 0, chunks.done + chunks.failed),
+                                  chunks.failed, chunks.first_error, failed_share=failed_share)
+            status, error = outcome.status.value, outcome.message
+        if status in FINISHED_RUN:
             await self._drop_overlap_duplicates(run_id)
         counts = (
             await self.session.execute(
@@ -403,11 +494,15 @@ class ProcessingRepository:
                 error_message=error,
                 fragment_count=counts[0],
                 grounded_count=counts[1],
+                chunks_done=chunks.done,
+                chunks_failed=chunks.failed,
+                answers_read=chunks.read,
+                answers_strict=chunks.strict,
                 completed_at=sa.func.now(),
             )
         )
         run = (await self.session.execute(sa.select(_R.cost_usd).where(_R.id == run_id))).one()
-        kind = "RUN_DONE" if status in ("completed", "stopped_cost_limit") else "RUN_FAILED"
+        kind = "RUN_DONE" if status in (*FINISHED_RUN, "stopped_cost_limit") else "RUN_FAILED"
         await self.append_event(
             ctx.batch.id or 0,
             kind,
@@ -417,11 +512,13 @@ class ProcessingRepository:
                 "fragments": counts[0],
                 "grounded": counts[1],
                 "costUsd": str(run.cost_usd),
+                "chunksFailed": chunks.failed,
                 "message": error,
             },
         )
         await self._source_status(ctx.source.id or 0)
-        return await self.roll_up_batch(ctx.batch.id or 0)
+        await self.roll_up_batch(ctx.batch.id or 0)
+        return status
 
     async def _drop_overlap_duplicates(self, run_id: int) -> None:
         # A fragment found again in the overlap of the next chunk: keep the earlier one.
@@ -464,7 +561,8 @@ class ProcessingRepository:
                              AND r.status IN ('pending', 'processing', 'waiting_budget'))
                     THEN 'processing'
                 WHEN EXISTS (SELECT 1 FROM source_processing r WHERE r.source_id = :s
-                             AND r.status IN ('completed', 'stopped_cost_limit'))
+                             AND r.status IN ('completed', 'completed_with_errors',
+                                              'stopped_cost_limit'))
                     THEN 'processed'
                 WHEN EXISTS (SELECT 1 FROM source_processing r WHERE r.source_id = :s)
                     THEN 'failed'
@@ -480,7 +578,7 @@ class ProcessingRepository:
                 sa.select(
                     sa.func.count(),
                     sa.func.count().filter(_R.status.in_(ACTIVE_RUN)),
-                    sa.func.count().filter(_R.status.in_(["completed", "stopped_cost_limit"])),
+                    sa.func.count().filter(_R.status.in_([*FINISHED_RUN, "stopped_cost_limit"])),
                     sa.func.coalesce(sa.func.sum(_R.cost_usd), 0),
                 ).where(_R.batch_id == batch_id)
             )
@@ -600,6 +698,29 @@ class ProcessingRepository:
         await self.session.flush()
         await self.session.refresh(run)
         return job_id
+
+    async def reprocess(self, run: RunRow, *, group_id: str, max_attempts: int) -> NewBatch:
+        """A batch of its own with a new version of `run`, read again from its stored answers
+        by the worker (no provider call). The new run carries the usage and cost of the
+        answers it reads, so comparisons price it like the original; no money moves."""
+        batch = await self.session.get(BatchRow, run.batch_id)
+        model = await self.session.get(ModelRow, run.model_name)
+        source = await self.session.get(SourceRow, run.source_id)
+        assert batch is not None and model is not None and source is not None
+        config = {**(batch.config or {}), "reprocessOf": run.id}
+        config.pop("plan", None)
+        config.pop("step", None)
+        config.pop("final", None)
+        created = await self.create_batch(group_id=group_id, model=model, sources=[source],
+                                          strategy=None, config=config, budget_usd=None,
+                                          max_attempts=max_attempts)
+        await self.session.execute(
+            sa.update(RunRow).where(_R.id == created.run_ids[0]).values(
+                reprocessed_from_id=run.id, version=run.version + 1,
+                input_tokens=run.input_tokens, output_tokens=run.output_tokens,
+                cost_usd=run.cost_usd, llm_calls=run.llm_calls, latency_ms=run.latency_ms,
+                repair_calls=run.repair_calls, repair_cost_usd=run.repair_cost_usd))
+        return created
 
     async def pending_runs(self, source_ids: Sequence[int]) -> dict[int, int]:
         """Runs still to finish per source: a report over them is partial."""

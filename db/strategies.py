@@ -63,7 +63,8 @@ class StrategyRepository:
         rows = await self.session.execute(sa.text("""
             SELECT DISTINCT r.source_id FROM source_processing r
             LEFT JOIN model_performance mp ON mp.run_id = r.id
-            WHERE r.source_id = ANY(:ids) AND r.status = 'completed' AND mp.id IS NULL"""),
+            WHERE r.source_id = ANY(:ids) AND mp.id IS NULL
+              AND r.status IN ('completed', 'completed_with_errors')"""),
             {"ids": list(source_ids)})
         return [int(source_id) for (source_id,) in rows.all()]
 

@@ -142,6 +142,13 @@ class RunRow(SQLModel, table=True):
     cost_usd: Decimal = Field(default=Decimal(0), sa_column=_money())
     llm_calls: int = Field(default=0, sa_column=sa.Column(sa.Integer, nullable=False, server_default="0"))
     latency_ms: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False, server_default="0"))
+    chunks_failed: int = Field(default=0, sa_column=sa.Column(sa.Integer, nullable=False, server_default="0"))
+    repair_calls: int = Field(default=0, sa_column=sa.Column(sa.Integer, nullable=False, server_default="0"))
+    repair_cost_usd: Decimal = Field(default=Decimal(0), sa_column=_money())
+    answers_read: int = Field(default=0, sa_column=sa.Column(sa.Integer, nullable=False, server_default="0"))
+    answers_strict: int = Field(default=0, sa_column=sa.Column(sa.Integer, nullable=False, server_default="0"))
+    version: int = Field(default=1, sa_column=sa.Column(sa.Integer, nullable=False, server_default="1"))
+    reprocessed_from_id: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger, sa.ForeignKey("source_processing.id", ondelete="SET NULL"), index=True))
     error_message: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
     metrics: dict[str, Any] = Field(default_factory=dict, sa_column=_jsonb())
     created_at: datetime | None = Field(default=None, sa_column=_now_column())
@@ -193,6 +200,8 @@ class FragmentRow(SQLModel, table=True):
     confidence: float = Field(sa_column=sa.Column(sa.Float, nullable=False))
     is_complete: bool = Field(sa_column=sa.Column(sa.Boolean, nullable=False))
     has_clean_boundaries: bool = Field(sa_column=sa.Column(sa.Boolean, nullable=False))
+    parse_notes: list[str] = Field(default_factory=list, sa_column=_jsonb("'[]'::jsonb"))
+    raw_record: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(pg.JSONB, nullable=True))
     verification_status: str = Field(sa_column=sa.Column(sa.String(16), nullable=False, server_default="unverified", index=True))
     verified_by: str | None = Field(default=None, sa_column=sa.Column(sa.String(200)))
     verified_at: datetime | None = Field(default=None, sa_column=sa.Column(sa.DateTime(timezone=True)))
@@ -431,6 +440,7 @@ class RunChunkRow(SQLModel, table=True):
     char_start: int = Field(sa_column=sa.Column(sa.Integer, nullable=False))
     char_end: int = Field(sa_column=sa.Column(sa.Integer, nullable=False))
     status: str = Field(sa_column=sa.Column(sa.String(16), nullable=False, server_default="done"))
+    error: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
     fragment_count: int = Field(default=0, sa_column=sa.Column(sa.Integer, nullable=False, server_default="0"))
     input_tokens: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False, server_default="0"))
     output_tokens: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False, server_default="0"))
@@ -438,3 +448,31 @@ class RunChunkRow(SQLModel, table=True):
     latency_ms: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False, server_default="0"))
     llm_calls: int = Field(default=0, sa_column=sa.Column(sa.Integer, nullable=False, server_default="0"))
     completed_at: datetime | None = Field(default=None, sa_column=_now_column())
+
+
+class RunAnswerRow(SQLModel, table=True):
+    """A model's raw answer to one call, compressed: a run can be read again from these after
+    a parser or grounder upgrade without paying the provider again."""
+
+    __tablename__ = "run_answers"
+    __table_args__ = (
+        sa.CheckConstraint("call_kind IN ('extract', 'repair')", name="ck_run_answers_kind"),
+        sa.Index("ix_run_answers_run_chunk", "run_id", "chunk_index", "part", "id"),
+        sa.Index("ix_run_answers_created", "created_at"),
+    )
+
+    id: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger, sa.Identity(), primary_key=True))
+    run_id: int = Field(sa_column=sa.Column(sa.BigInteger, sa.ForeignKey("source_processing.id", ondelete="CASCADE"), nullable=False))
+    chunk_index: int = Field(sa_column=sa.Column(sa.Integer, nullable=False))
+    part: int = Field(default=0, sa_column=sa.Column(sa.Integer, nullable=False, server_default="0"))
+    call_kind: str = Field(sa_column=sa.Column(sa.String(16), nullable=False))
+    char_start: int = Field(sa_column=sa.Column(sa.Integer, nullable=False))
+    char_end: int = Field(sa_column=sa.Column(sa.Integer, nullable=False))
+    finish_reason: str | None = Field(default=None, sa_column=sa.Column(sa.String(32)))
+    readable: bool = Field(sa_column=sa.Column(sa.Boolean, nullable=False))
+    strict: bool = Field(sa_column=sa.Column(sa.Boolean, nullable=False))
+    problem: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
+    body: bytes = Field(sa_column=sa.Column(sa.LargeBinary, nullable=False))
+    body_chars: int = Field(sa_column=sa.Column(sa.Integer, nullable=False))
+    superseded: bool = Field(default=False, sa_column=sa.Column(sa.Boolean, nullable=False, server_default=sa.false()))
+    created_at: datetime | None = Field(default=None, sa_column=_now_column())

@@ -13,6 +13,7 @@ from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
+from db.answers import AnswerRepository
 from db.budget import BudgetLedger
 from db.catalog import ModelRepository
 from db.graph import GraphRepository
@@ -98,6 +99,10 @@ class SqlUnitOfWork:
     @cached_property
     def jobs(self) -> JobQueue:
         return JobQueue(self.session)
+
+    @cached_property
+    def answers(self) -> AnswerRepository:
+        return AnswerRepository(self.session)
 
     @cached_property
     def budget(self) -> BudgetLedger:

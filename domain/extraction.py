@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
+from typing import Any
 
 from domain.chunking import Chunk
 from domain.grounding import ground_quote, merge_overlaps
 from domain.miu import lint_fragment
 from domain.model import Category, FragmentType, Grounding
 from domain.parsing import ExtractedFragment
-
-_TYPE_ALIASES = {
-    "quote": FragmentType.DIRECT_QUOTE,
-    "directquote": FragmentType.DIRECT_QUOTE,
-    "citation": FragmentType.DIRECT_QUOTE,
-    "story": FragmentType.ANECDOTE,
-    "habit": FragmentType.PATTERN,
-    "summary": FragmentType.SYNTHESIS,
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,32 +34,34 @@ class PreparedFragment:
     is_complete: bool
     has_clean_boundaries: bool
     tags: tuple[str, ...]
+    parse_notes: tuple[str, ...] = ()
+    raw_record: dict[str, Any] | None = None
 
     @property
     def is_grounded(self) -> bool:
         return self.grounding is not Grounding.UNGROUNDED
 
 
-# The one list of a fragment's fields, in storage order: PreparedFragment's fields but its
-# ordinal and tags (stored apart: its place in the chunk, and the fragment_tags links). The
-# chunk insert (db/processing.py) and the GraphQL Fragment's reads (api/types) derive from it.
+MAX_SUBCATEGORY_CHARS = 100  # the column's width
+
+# Stored apart from the fragment columns a page reads: its place in the chunk, the
+# fragment_tags links, and the record as the model sent it (read on demand).
+_STORED_APART = frozenset({"ordinal", "tags", "raw_record"})
+
+# The one list of a fragment's fields, in storage order: PreparedFragment's fields but those
+# stored apart. The chunk insert (db/processing.py) and the GraphQL Fragment's reads
+# (api/types) derive from it.
 FRAGMENT_FIELDS: tuple[str, ...] = tuple(
-    field.name for field in fields(PreparedFragment) if field.name not in {"ordinal", "tags"})
+    field.name for field in fields(PreparedFragment) if field.name not in _STORED_APART)
 
 
-def fragment_type_of(raw: str | None) -> FragmentType:
-    """Map a model's fragment type label onto the taxonomy (paraphrase when unknown)."""
-    key = "".join(ch for ch in (raw or "").lower() if ch.isalpha())
-    for member in FragmentType:
-        if key == member.value.replace("_", ""):
-            return member
-    return _TYPE_ALIASES.get(key, FragmentType.PARAPHRASE)
-
-
-def prepare_fragments(source: str, chunk: Chunk, answer: list[ExtractedFragment], *,
+def prepare_fragments(source: str, chunk: Chunk, answer: Sequence[ExtractedFragment], *,
                       language: str, start_ordinal: int = 0,
-                      fuzzy_threshold: float = 85.0) -> list[PreparedFragment]:
-    """Ground every quote near its chunk, lint the grounded text, normalise the taxonomy."""
+                      fuzzy_threshold: float = 85.0,
+                      answer_notes: Sequence[str] = ()) -> list[PreparedFragment]:
+    """Ground every quote near its chunk (the content when the model gave no quote), lint the
+    grounded text; the taxonomy was resolved by the parser. Each fragment's parse notes are the
+    answer's (`answer_notes`: how the answer as a whole was read) and then its own."""
     prepared: list[PreparedFragment] = []
     for offset, item in enumerate(answer):
         quote = item.quote or item.content
@@ -86,16 +81,18 @@ def prepare_fragments(source: str, chunk: Chunk, answer: list[ExtractedFragment]
             char_end=found.end,
             grounding=found.grounding,
             grounding_score=round(float(found.score), 2),
-            category=Category.parse(item.category),
-            subcategory=item.subcategory or None,
-            fragment_type=fragment_type_of(item.fragment_type),
+            category=item.category,
+            subcategory=item.subcategory[:MAX_SUBCATEGORY_CHARS] or None,
+            fragment_type=item.fragment_type,
             context=item.context or None,
             insight=item.insight or None,
             relevance=item.relevance,
             confidence=item.confidence,
             is_complete=check.is_complete,
             has_clean_boundaries=check.has_clean_boundaries,
+            parse_notes=(*answer_notes, *item.notes),
             tags=tuple(item.tags),
+            raw_record=dict(item.raw) if item.raw else None,
         ))
     return merge_overlaps(prepared, key=lambda f: (f.char_start, f.char_end),
                           quote=lambda f: f.quote or f.content)

@@ -42,6 +42,18 @@ class PerformanceRecord:
     latency_ms: int
     metrics: dict[str, Any]
     finished_at: datetime | None = None
+    # How the model's answers read: repairs paid (in cost_usd too), answers read strictly,
+    # chunks that stayed unreadable.
+    repair_calls: int = 0
+    repair_cost_usd: Decimal = Decimal(0)
+    answers_read: int = 0
+    answers_strict: int = 0
+    chunks_failed: int = 0
+
+    @property
+    def format_adherence(self) -> float | None:
+        """Share of the run's answers read strictly as asked; None with no answer."""
+        return round(self.answers_strict / self.answers_read, 4) if self.answers_read else None
 
     def candidate(self) -> Candidate:
         """This run as one sample of its model."""

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
@@ -24,6 +24,15 @@ from db.processing import (
     RunNotActive,
     store_chunk,
 )
+from domain.answers import (
+    EXTRACT,
+    REPAIR,
+    SPLIT_ORDINAL_BASE,
+    WHOLE,
+    AnswerRecord,
+    StoredAnswers,
+    too_many_failed,
+)
 from domain.chunking import Chunk, chunk_text, split_chunk
 from domain.extraction import PreparedFragment, prepare_fragments
 from domain.llm import (
@@ -33,7 +42,8 @@ from domain.llm import (
     ModelResponse,
     TransientModelError,
 )
-from domain.parsing import FRAGMENTS_JSON_SCHEMA, AnswerFormatError, parse_answer
+from domain.model import FINISHED_RUN
+from domain.parsing import FRAGMENTS_JSON_SCHEMA, AnswerFormatError, ParsedAnswer, parse_answer
 from domain.prompt import build_messages, build_repair_messages
 from domain.services import quality
 
@@ -93,6 +103,25 @@ class _Usage:
     def frozen(self) -> ChunkUsage:
         return ChunkUsage(self.input_tokens, self.output_tokens, self.cost_usd, self.latency_ms,
                           self.calls)
+
+
+@dataclass
+class _ChunkResult:
+    """What one chunk's calls gave: its fragments, usage and every answer; `error` when its
+    answers stayed unreadable (the chunk is stored as failed, with what could be read)."""
+
+    fragments: list[PreparedFragment] = field(default_factory=list)
+    usage: _Usage = field(default_factory=_Usage)
+    answers: list[AnswerRecord] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass
+class _Failures:
+    """Failed chunks of the run so far (this job's and earlier jobs')."""
+
+    chunk_count: int
+    failed: int = 0
 
 
 @dataclass
@@ -161,7 +190,7 @@ class Pipeline:
             await self._commit(lambda s: JobQueue(s).finish(job.id, self.owner, "failed",
                                                             "the run no longer exists"))
             return "missing"
-        if ctx.batch.status == "cancelled" or ctx.run.status in ("completed", "failed",
+        if ctx.batch.status == "cancelled" or ctx.run.status in (*FINISHED_RUN, "failed",
                                                                  "skipped"):
             await self._commit(lambda s: JobQueue(s).finish(job.id, self.owner, "cancelled"))
             return ctx.run.status
@@ -175,14 +204,18 @@ class Pipeline:
 
     async def _process(self, job: ClaimedJob, ctx: RunContext, flags: _Flags) -> str:
         try:
+            if ctx.run.reprocessed_from_id is not None:
+                await self._reread(ctx, flags)
+                return await self._finish(job, ctx, "completed", None)
             await self._preflight(ctx)
             chunks = self._chunks(ctx)
             await self._commit(lambda s: ProcessingRepository(s).start_run(
                 ctx.run.id or 0, ctx.batch.id or 0, len(chunks)))
             async with self.uow(read_only=True) as uow:
-                done = await uow.processing.done_chunks(ctx.run.id or 0)
-            todo = [chunk for chunk in chunks if chunk.index not in done]
-            await self._chunks_concurrently(ctx, todo, flags)
+                states = await uow.processing.chunk_states(ctx.run.id or 0)
+            todo = [chunk for chunk in chunks if chunk.index not in states]
+            failures = _Failures(len(chunks), sum(1 for s in states.values() if s == "failed"))
+            await self._chunks_concurrently(ctx, todo, flags, failures)
         except RunCancelled:
             if flags.lease_lost:
                 log.warning("lease lost on job %s; another worker takes over", job.id)
@@ -205,17 +238,19 @@ class Pipeline:
 
     async def _finish(self, job: ClaimedJob, ctx: RunContext, status: str,
                       error: str | None, job_status: str = "done") -> str:
+        share = self.settings.run_failed_chunk_share
+
         async def work(session: Any) -> str:
             if not await JobQueue(session).finish(job.id, self.owner, job_status, error):
                 return "lease_lost"
-            await ProcessingRepository(session).finish_run(ctx, status, error)
-            return status
+            return await ProcessingRepository(session).finish_run(ctx, status, error,
+                                                                  failed_share=share)
 
         outcome: str = await self._commit(work)
         if outcome != "lease_lost":
-            await self._run_finished(ctx.run.id or 0, status)
+            await self._run_finished(ctx.run.id or 0, outcome)
             if self.hooks.run_finished is not None:
-                await _maybe_await(self.hooks.run_finished(ctx.run.id or 0, status))
+                await _maybe_await(self.hooks.run_finished(ctx.run.id or 0, outcome))
         return outcome
 
     async def _run_finished(self, run_id: int, status: str) -> None:
@@ -284,7 +319,7 @@ class Pipeline:
     # -- chunks -----------------------------------------------------------------------------
 
     async def _chunks_concurrently(self, ctx: RunContext, chunks: list[Chunk],
-                                   flags: _Flags) -> None:
+                                   flags: _Flags, failures: _Failures) -> None:
         gate = asyncio.Semaphore(self.settings.llm_concurrency)
         async with self.uow(read_only=True) as uow:
             # Read once per job: a limit changed mid-run applies from the next job.
@@ -297,7 +332,7 @@ class Pipeline:
                 if stop.is_set():
                     return
                 try:
-                    await self._chunk(ctx, chunk, flags, limit)
+                    await self._chunk(ctx, chunk, flags, limit, failures)
                 except Exception:
                     stop.set()
                     raise
@@ -307,42 +342,49 @@ class Pipeline:
         # provider has already billed, and under a tight budget a run would never progress.
         results = await asyncio.gather(*(one(chunk) for chunk in chunks),
                                        return_exceptions=True)
-        failures: list[Exception] = []
+        errors: list[Exception] = []
         for result in results:
             if isinstance(result, Exception):
-                failures.append(result)
+                errors.append(result)
             elif isinstance(result, BaseException):  # cancelled from outside: no outcome
                 raise result
-        if failures:
-            raise _most_significant(ExceptionGroup("chunks failed", failures)) from None
+        if errors:
+            raise _most_significant(ExceptionGroup("chunks failed", errors)) from None
 
     async def _chunk(self, ctx: RunContext, chunk: Chunk, flags: _Flags,
-                     limit: Decimal | None) -> None:
+                     limit: Decimal | None, failures: _Failures) -> None:
         if flags.cancelled or flags.lease_lost:
             raise RunCancelled()
         # Settling a call's cost (one ledger statement) runs while the answer is parsed and
         # grounded; it is done before the chunk is stored.
         settling: list[asyncio.Future[None]] = []
         try:
-            fragments, usage = await self._extract(ctx, chunk, flags, allow_split=True,
-                                                   settling=settling)
+            result = await self._extract(ctx, chunk, flags, part=WHOLE, allow_split=True,
+                                         settling=settling)
         finally:
             await _settled(settling)
         if flags.cancelled or flags.lease_lost:
             raise RunCancelled()
-        await self._store(ctx, chunk, fragments, usage)
+        await self._store(ctx, chunk, result)
+        if result.error is not None:
+            failures.failed += 1
+            log.warning("run %s: chunk %s failed: %s", ctx.run.id, chunk.index, result.error)
+            if too_many_failed(failures.chunk_count, failures.failed,
+                               failed_share=self.settings.run_failed_chunk_share):
+                raise RunFailed(f"{ctx.model.name}: {failures.failed} of "
+                                f"{failures.chunk_count} chunks failed, more than the run "
+                                f"tolerates; last: {result.error}")
         await self._cost_guard(ctx, limit)
 
-    async def _store(self, ctx: RunContext, chunk: Chunk, fragments: list[PreparedFragment],
-                     usage: _Usage) -> None:
+    async def _store(self, ctx: RunContext, chunk: Chunk, result: _ChunkResult) -> None:
         """Store a new chunk in one autocommit statement (one round trip, and the run row is
         held only while it runs); a chunk stored before, or a tag race, takes the replacing
         transaction instead."""
         try:
             seq = await self._autocommit(lambda connection: store_chunk(
                 connection, ctx, chunk_index=chunk.index, char_start=chunk.start,
-                char_end=chunk.end, fragments=fragments, usage=usage.frozen(), codes=None,
-                replacing=False))
+                char_end=chunk.end, fragments=result.fragments, usage=result.usage.frozen(),
+                codes=None, replacing=False, answers=result.answers, error=result.error))
         except Exception as exc:
             state = sqlstate_of(exc)
             if state == CHUNK_RUN_INACTIVE:
@@ -350,65 +392,135 @@ class Pipeline:
                 raise RunCancelled() from None
             if state not in (CHUNK_STORED_BEFORE, CHUNK_TAG_RACE, UNIQUE_VIOLATION):
                 raise
-            await self._commit(lambda s: self._save_chunk(s, ctx, chunk, fragments, usage))
+            await self._commit(lambda s: self._save_chunk(s, ctx, chunk, result))
             return
         await self._published([(ctx.batch.id or 0, seq)])
 
     @staticmethod
     async def _save_chunk(session: Any, ctx: RunContext, chunk: Chunk,
-                          fragments: list[PreparedFragment], usage: _Usage) -> int:
+                          result: _ChunkResult) -> int:
         repository = ProcessingRepository(session)
         # save_chunk rolls back when the run is no longer processing: once cancelBatch has
         # skipped the run, no fragment and no event of it lands after CANCELLED.
         try:
             return await repository.save_chunk(
                 ctx, chunk_index=chunk.index, char_start=chunk.start, char_end=chunk.end,
-                fragments=fragments, usage=usage.frozen())
+                fragments=result.fragments, usage=result.usage.frozen(),
+                answers=result.answers, error=result.error)
         except RunNotActive:
             raise RunCancelled() from None
 
-    async def _extract(self, ctx: RunContext, chunk: Chunk, flags: _Flags, *,
+    async def _extract(self, ctx: RunContext, chunk: Chunk, flags: _Flags, *, part: int,
                        allow_split: bool, settling: list[asyncio.Future[None]],
-                       ordinal: int = 0) -> tuple[list[PreparedFragment], _Usage]:
-        usage = _Usage()
+                       ordinal: int = 0) -> _ChunkResult:
+        """The chunk's answer, read tolerantly; one repair call only when it cannot be read.
+        An answer that stays unreadable fails the chunk, not the run."""
+        result = _ChunkResult()
         messages = build_messages(chunk.text, language=ctx.source.language,
                                   source_type=ctx.source.source_type)
-        response = await self._call(ctx, messages, "extract", usage, flags, settling)
-        if response.finish_reason == "length":
-            return await self._split(ctx, chunk, flags, usage, allow_split, ordinal, settling)
-        try:
-            answer = parse_answer(response.content)
-        except AnswerFormatError as problem:
-            repair = build_repair_messages(messages, response.content, problem.problem)
-            response = await self._call(ctx, repair, "repair", usage, flags, settling)
+        kind = EXTRACT
+        while True:
+            response = await self._call(ctx, messages, kind, result.usage, flags, settling)
             if response.finish_reason == "length":
-                return await self._split(ctx, chunk, flags, usage, allow_split, ordinal,
+                result.answers.append(_record(part, kind, chunk, response, None,
+                                              "cut at the output limit"))
+                return await self._split(ctx, chunk, flags, result, allow_split, ordinal,
                                          settling)
             try:
-                answer = parse_answer(response.content)
-            except AnswerFormatError as again:
-                raise RunFailed(f"{ctx.model.name}: the answer for chunk {chunk.index} broke "
-                                f"the JSON shape after one repair attempt: {again.problem}"
-                                ) from None
-        fragments = prepare_fragments(ctx.source.content, chunk, answer.fragments,
-                                      language=ctx.source.language, start_ordinal=ordinal)
-        return fragments, usage
+                parsed = parse_answer(response.content)
+            except AnswerFormatError as problem:
+                result.answers.append(_record(part, kind, chunk, response, None,
+                                              problem.problem))
+                if kind == REPAIR:
+                    result.error = (f"{ctx.model.name}: the answer for chunk {chunk.index} "
+                                    f"stayed unreadable after one repair call: "
+                                    f"{problem.problem}")
+                    return result
+                messages = build_repair_messages(messages, response.content, problem.problem)
+                kind = REPAIR
+                continue
+            result.answers.append(_record(part, kind, chunk, response, parsed, None))
+            result.fragments = self._prepared(ctx, chunk, parsed, ordinal)
+            return result
 
-    async def _split(self, ctx: RunContext, chunk: Chunk, flags: _Flags, usage: _Usage,
+    def _prepared(self, ctx: RunContext, chunk: Chunk, parsed: ParsedAnswer,
+                  ordinal: int) -> list[PreparedFragment]:
+        return prepare_fragments(ctx.source.content, chunk, parsed.fragments,
+                                 language=ctx.source.language, start_ordinal=ordinal,
+                                 answer_notes=parsed.notes)
+
+    async def _split(self, ctx: RunContext, chunk: Chunk, flags: _Flags, result: _ChunkResult,
                      allow_split: bool, ordinal: int, settling: list[asyncio.Future[None]]
-                     ) -> tuple[list[PreparedFragment], _Usage]:
+                     ) -> _ChunkResult:
         # Truncation is not a parse error: halve the chunk and try each half once.
         if not allow_split or len(chunk.text) < 200:
-            raise RunFailed(f"{ctx.model.name}: the answer for chunk {chunk.index} was cut at "
+            result.error = (f"{ctx.model.name}: the answer for chunk {chunk.index} was cut at "
                             f"the output limit even after splitting the chunk")
+            return result
         head, tail = split_chunk(chunk)
-        first, first_usage = await self._extract(ctx, head, flags, allow_split=False,
-                                                 settling=settling, ordinal=ordinal)
-        second, second_usage = await self._extract(ctx, tail, flags, allow_split=False,
-                                                   settling=settling, ordinal=ordinal + 1000)
-        usage.add(first_usage)
-        usage.add(second_usage)
-        return first + second, usage
+        for part, half, base in ((1, head, ordinal), (2, tail, ordinal + SPLIT_ORDINAL_BASE)):
+            piece = await self._extract(ctx, half, flags, part=part, allow_split=False,
+                                        settling=settling, ordinal=base)
+            result.usage.add(piece.usage)
+            result.answers.extend(piece.answers)
+            result.fragments.extend(piece.fragments)
+            if piece.error is not None and result.error is None:
+                result.error = piece.error
+        return result
+
+    # -- reading a run again from its stored answers (reprocessRun) -------------------------
+
+    async def _reread(self, ctx: RunContext, flags: _Flags) -> None:
+        """Read, ground and lint the stored answers of the run this one reprocesses: no
+        provider call, no spend; each chunk is stored as a normal chunk would be."""
+        origin = ctx.run.reprocessed_from_id or 0
+        async with self.uow(read_only=True) as uow:
+            stored = await uow.answers.of_run(origin)
+        if not stored:
+            raise RunFailed(f"run {origin} has no stored answers left to read again")
+        await self._commit(lambda s: ProcessingRepository(s).start_run(
+            ctx.run.id or 0, ctx.batch.id or 0, len(stored)))
+        async with self.uow(read_only=True) as uow:
+            states = await uow.processing.chunk_states(ctx.run.id or 0)
+        for answers in stored:
+            if flags.cancelled or flags.lease_lost:
+                raise RunCancelled()
+            if answers.chunk_index in states:
+                continue
+            chunk = Chunk(answers.chunk_index, answers.char_start, answers.char_end,
+                          ctx.source.content[answers.char_start:answers.char_end])
+            await self._store(ctx, chunk, self._reread_chunk(ctx, answers))
+
+    def _reread_chunk(self, ctx: RunContext, stored: StoredAnswers) -> _ChunkResult:
+        result = _ChunkResult()
+        for _part, answers in stored.parts():
+            read: tuple[AnswerRecord, ParsedAnswer] | None = None
+            last_problem = "no answer was stored"
+            for answer in answers:
+                span = Chunk(stored.chunk_index, answer.char_start, answer.char_end,
+                             ctx.source.content[answer.char_start:answer.char_end])
+                if answer.finish_reason == "length":
+                    result.answers.append(replace(answer, readable=False, strict=False,
+                                                  problem="cut at the output limit"))
+                    last_problem = "cut at the output limit"
+                    continue
+                try:
+                    parsed = parse_answer(answer.content)
+                except AnswerFormatError as problem:
+                    result.answers.append(replace(answer, readable=False, strict=False,
+                                                  problem=problem.problem))
+                    last_problem = problem.problem
+                    continue
+                result.answers.append(replace(answer, readable=True, strict=parsed.strict,
+                                              problem=None))
+                if read is None:
+                    read = (answer, parsed)
+                    result.fragments.extend(self._prepared(ctx, span, parsed,
+                                                           answer.ordinal_base))
+            if read is None and result.error is None:
+                result.error = (f"{ctx.model.name}: the stored answers for chunk "
+                                f"{stored.chunk_index} are still unreadable: {last_problem}")
+        return result
 
     async def _call(self, ctx: RunContext, messages: list[dict[str, str]], kind: str,
                     usage: _Usage, flags: _Flags,
@@ -500,12 +612,16 @@ class Pipeline:
                 outcome=kind, run_id=ctx.run.id or 0))
             return
 
+        usage = call.frozen()
+        if kind == REPAIR:
+            usage = replace(usage, repair_calls=1, repair_cost_usd=response.cost_usd)
+
         async def work(session: Any) -> None:
             await self._ledger(session).settle(
                 reservation, actual=response.cost_usd, input_tokens=response.input_tokens,
                 output_tokens=response.output_tokens, outcome=kind,
                 on_settled=lambda: ProcessingRepository(session).add_usage(
-                    ctx.run.id or 0, call.frozen()))
+                    ctx.run.id or 0, usage))
 
         await self._commit(work)
 
@@ -547,6 +663,14 @@ class Pipeline:
             shown = "no grounded fragment" if per_fragment is None else f"${per_fragment:.6f}"
             raise RunStopped(f"cost per grounded fragment ({shown}) exceeds the limit of "
                              f"${limit} after {count} fragments")
+
+
+def _record(part: int, kind: str, chunk: Chunk, response: ModelResponse,
+            parsed: ParsedAnswer | None, problem: str | None) -> AnswerRecord:
+    return AnswerRecord(part=part, call_kind=kind, char_start=chunk.start, char_end=chunk.end,
+                        finish_reason=response.finish_reason, content=response.content or "",
+                        readable=parsed is not None,
+                        strict=parsed.strict if parsed is not None else False, problem=problem)
 
 
 _SIGNIFICANCE = (RunCancelled, BudgetPause, RunStopped, RunFailed)

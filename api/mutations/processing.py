@@ -11,7 +11,7 @@ from api.errors import Conflict, NotFound, ValidationError, as_payload
 from api.ids import parse_id
 from api.types.enums import Strategy
 from api.types.processing import Batch, Budget, Model, Run, read_budget
-from domain.errors import DomainError
+from domain.errors import DomainError, InvalidInput
 from domain.services import catalog, processing
 
 
@@ -67,6 +67,16 @@ class CancelBatchInput:
 @strawberry.input
 class RetryRunInput:
     run_id: strawberry.ID
+    failed_chunks_only: bool = strawberry.field(
+        default=False,
+        description="Call again only the chunks whose answers stayed unreadable (the way to "
+                    "retry a run that completed with errors); done chunks are never paid "
+                    "for twice either way.")
+
+
+@strawberry.input
+class ReprocessRunInput:
+    run_id: strawberry.ID
 
 
 @strawberry.input
@@ -105,6 +115,11 @@ class RetryRunPayload:
 
 
 @strawberry.type
+class ReprocessRunPayload:
+    run: Run = strawberry.field(description="The new run version, queued; the old run stays.")
+
+
+@strawberry.type
 class SetBudgetPayload:
     budget: Budget
     resumed_runs: int = strawberry.field(description="Runs that were waiting and now resume.")
@@ -121,6 +136,7 @@ StartMultiModelProcessingResult = _union("StartMultiModelProcessingResult",
 ProcessBatchResult = _union("ProcessBatchResult", ProcessBatchPayload)
 CancelBatchResult = _union("CancelBatchResult", CancelBatchPayload)
 RetryRunResult = _union("RetryRunResult", RetryRunPayload)
+ReprocessRunResult = _union("ReprocessRunResult", ReprocessRunPayload)
 SetBudgetResult = _union("SetBudgetResult", SetBudgetPayload)
 
 
@@ -192,12 +208,35 @@ class ProcessingMutations:
         except DomainError as exc:
             return as_payload(exc)
 
-    @strawberry.mutation(description="Run again a failed, stopped or skipped run.")
+    @strawberry.mutation(description="Run again a failed, stopped or skipped run, or only "
+                                     "the failed chunks of a run (failedChunksOnly).")
     async def retry_run(self, info: strawberry.Info, input: RetryRunInput) -> RetryRunResult:
         try:
             run_id = parse_id(input.run_id, "Run", ("input", "runId"))
-            row = await processing.retry_run(_ports(info), run_id)
+            row = await processing.retry_run(_ports(info), run_id,
+                                             failed_chunks_only=input.failed_chunks_only)
             return RetryRunPayload(run=Run.from_row(row))
+        except DomainError as exc:
+            return as_payload(exc)
+
+    @strawberry.mutation(description="Read a finished run again from the model's stored "
+                                     "answers (after a parser or grounder upgrade) into a new "
+                                     "run version: no provider call, no spend. The old run "
+                                     "is kept for comparison.")
+    async def reprocess_run(
+            self, info: strawberry.Info,
+            run_id: Annotated[strawberry.ID | None, strawberry.argument(
+                description="The run to read again (or give input.runId).")] = None,
+            input: ReprocessRunInput | None = None) -> ReprocessRunResult:
+        try:
+            if (run_id is None) == (input is None):
+                raise InvalidInput.single(("runId",), "give the run as runId or as "
+                                                      "input.runId, once")
+            path = ("runId",) if input is None else ("input", "runId")
+            raw = str(run_id) if input is None else input.run_id
+            row = await processing.reprocess_run(_ports(info), parse_id(raw, "Run", path),
+                                                 path=path)
+            return ReprocessRunPayload(run=Run.from_row(row))
         except DomainError as exc:
             return as_payload(exc)
 

@@ -90,6 +90,16 @@ class ComparisonEntry:
     cost_per_1k_chars: Decimal | None = strawberry.field(
         name="costPer1kChars", description="Cost per 1,000 source characters.")
     latency_ms: int = strawberry.field(description="Sum of provider call latencies.")
+    repair_calls: int = strawberry.field(
+        description="Paid calls asking the model again for an answer that could not be read; "
+                    "their cost is in costUsd, so they raise costPerFragment.")
+    repair_cost_usd: Decimal = strawberry.field(description="What the repair calls cost.")
+    format_adherence: float | None = strawberry.field(
+        description="Share of the model's answers read strictly as asked, 0..1; beside the "
+                    "quality, never part of it.")
+    chunks_failed: int = strawberry.field(
+        description="Chunks whose answers stayed unreadable: the run completed with errors, "
+                    "and its coverage counts them as found nothing.")
 
     @classmethod
     def of(cls, r: PerformanceRecord) -> ComparisonEntry:
@@ -106,7 +116,9 @@ class ComparisonEntry:
                    mean_relevance=r.mean_relevance, fragment_count=r.fragment_count,
                    grounded_fragment_count=r.grounded_fragment_count, cost_usd=r.cost_usd,
                    cost_per_fragment=r.cost_per_fragment, cost_per_1k_chars=r.cost_per_1k_chars,
-                   latency_ms=r.latency_ms)
+                   latency_ms=r.latency_ms, repair_calls=r.repair_calls,
+                   repair_cost_usd=r.repair_cost_usd, format_adherence=r.format_adherence,
+                   chunks_failed=r.chunks_failed)
 
 
 @strawberry.type(description="All measured runs of one source side by side, best first.")

@@ -28,11 +28,13 @@ from api.types.enums import (
 )
 from api.types.enums import VerificationStatus as VerificationStatusEnum
 from api.types.nodes import node_class, source_node
+from db.answers import failed_chunks_of_run
 from db.fragments import FRAGMENT_KEYS, FragmentFilterSpec, is_fragment_row, list_fragments
 from db.graph import (
     first_fragments_of_sources,
     fragments_by_id,
     history_of_fragments,
+    raw_records_of_fragments,
     relationships_of_fragments,
     tags_of_fragments,
 )
@@ -92,11 +94,25 @@ class Run(relay.Node):
     cost_usd: Decimal
     llm_calls: int
     latency_ms: int = strawberry.field(description="Sum of provider call latencies.")
+    chunks_failed: int = strawberry.field(
+        description="Chunks whose answers stayed unreadable after one repair call; the run "
+                    "completes with errors (retryRun with failedChunksOnly calls them again).")
+    repair_calls: int = strawberry.field(
+        description="Paid repair calls: an answer could not be read and the model was asked "
+                    "again. They are in costUsd and llmCalls too.")
+    repair_cost_usd: Decimal = strawberry.field(description="What the repair calls cost.")
+    format_adherence: float | None = strawberry.field(
+        description="Share of the model's answers read strictly as asked (JSON of the "
+                    "requested shape, nothing coerced), 0..1; null before any answer. Shown "
+                    "beside quality, never part of it.")
+    version: int = strawberry.field(
+        description="1 for a run that called the model; reprocessRun makes version + 1.")
     error_message: str | None
     started_at: dt.datetime | None
     completed_at: dt.datetime | None
     source_id: strawberry.Private[int]
     batch_id: strawberry.Private[int]
+    reprocessed_from_id: strawberry.Private[int | None]
 
     @classmethod
     def from_row(cls, row: RunRow) -> Run:
@@ -106,9 +122,35 @@ class Run(relay.Node):
                    grounded_fragment_count=row.grounded_count, input_tokens=row.input_tokens,
                    output_tokens=row.output_tokens, cost_usd=row.cost_usd,
                    llm_calls=row.llm_calls, latency_ms=row.latency_ms,
+                   chunks_failed=row.chunks_failed, repair_calls=row.repair_calls,
+                   repair_cost_usd=row.repair_cost_usd,
+                   format_adherence=(round(row.answers_strict / row.answers_read, 4)
+                                     if row.answers_read else None),
+                   version=row.version,
                    error_message=row.error_message, started_at=row.started_at,
                    completed_at=row.completed_at, source_id=row.source_id,
-                   batch_id=row.batch_id)
+                   batch_id=row.batch_id, reprocessed_from_id=row.reprocessed_from_id)
+
+    @strawberry.field(description="The run this one read again (reprocessRun), if any.")
+    async def reprocessed_from(self, info: strawberry.Info) -> Run | None:
+        if self.reprocessed_from_id is None:
+            return None
+        row = await info.context.loaders.get("run", runs_by_id).load(self.reprocessed_from_id)
+        return Run.from_row(row) if row is not None else None
+
+    @strawberry.field(description="The chunks that failed, with the error and the model's "
+                                  "raw answers to them.")
+    async def failed_chunks(self, info: strawberry.Info) -> list[FailedChunk]:
+        if not self.chunks_failed and self.status is not m.RunStatus.FAILED:
+            return []
+        async with info.context.runtime.read() as session:
+            chunks = await failed_chunks_of_run(session, self.id)
+        return [FailedChunk(index=c.chunk_index, char_start=c.char_start, char_end=c.char_end,
+                            error=c.error or "",
+                            answers=[RawAnswer(kind=a.call_kind, finish_reason=a.finish_reason,
+                                               problem=a.problem, content=a.content)
+                                     for a in c.answers])
+                for c in chunks]
 
     @strawberry.field
     async def source(self, info: strawberry.Info) -> Annotated[
@@ -127,6 +169,23 @@ class Run(relay.Node):
         ids = [as_pk(i) for i in node_ids]
         rows = await info.context.loaders.get("run", runs_by_id).load_many(ids)
         return [cls.from_row(row) if row else None for row in rows]
+
+
+@strawberry.type(description="A model's answer to one call, kept as it came back.")
+class RawAnswer:
+    kind: str = strawberry.field(description="extract, or repair (the model asked again).")
+    finish_reason: str | None
+    problem: str | None = strawberry.field(description="Why it could not be read.")
+    content: str
+
+
+@strawberry.type(description="A chunk of a run whose answers could not be read.")
+class FailedChunk:
+    index: int
+    char_start: int
+    char_end: int
+    error: str
+    answers: list[RawAnswer]
 
 
 @strawberry.type(description="One model's processing of one or more sources, frozen config.")
@@ -165,17 +224,20 @@ class Batch(relay.Node):
         return [Run.from_row(row) for row in rows or []]
 
     @strawberry.field(description="Settled spend of every provider call of the batch's runs "
-                                  "(retries and repairs included).")
+                                  "(retries and repairs included); 0 for a batch that read "
+                                  "stored answers again (reprocessRun).")
     async def cost_usd(self, info: strawberry.Info) -> Decimal:
         rows = await info.context.loaders.get("batch_runs", runs_by_batch).load(self.id)
-        return sum((row.cost_usd for row in rows or []), Decimal(0))
+        return sum((row.cost_usd for row in rows or [] if row.reprocessed_from_id is None),
+                   Decimal(0))
 
     @strawberry.field(description="Share of chunks done over all runs, 0..1.")
     async def progress(self, info: strawberry.Info) -> float:
         rows = await info.context.loaders.get("batch_runs", runs_by_batch).load(self.id)
         total = sum(max(r.chunk_count, 1) for r in rows or [])
-        done = sum(r.chunk_count if r.status in ("completed", "stopped_cost_limit", "failed",
-                                                  "skipped") else r.chunks_done
+        done = sum(r.chunk_count if r.status in (*m.FINISHED_RUN, "stopped_cost_limit",
+                                                  "failed", "skipped")
+                   else r.chunks_done + r.chunks_failed
                    for r in rows or [])
         return round(done / total, 4) if total else 0.0
 
@@ -239,6 +301,10 @@ class Fragment(relay.Node):
     confidence: float
     is_complete: bool = strawberry.field(description="Our MIU lint, not the model's claim.")
     has_clean_boundaries: bool
+    parse_notes: list[str] = strawberry.field(
+        description="What was coerced to read this fragment from the model's answer (a "
+                    "fenced block, a number given as text, a Portuguese category, a missing "
+                    "quote…); empty when the answer was read as asked.")
     verification_status: VerificationStatusEnum
     verified_by: str | None = strawberry.field(description="Who made the last verification "
                                                            "decision.")
@@ -257,9 +323,18 @@ class Fragment(relay.Node):
         values = dict(zip(_FRAGMENT_READ, _fragment_values(row), strict=True))
         values["id"] = values["id"] or 0
         values["model"] = values.pop("model_name")
+        values["parse_notes"] = list(values["parse_notes"] or ())
         for name, members in _FRAGMENT_ENUMS:
             values[name] = members[values[name]]
         return cls(**values)
+
+    @strawberry.field(description="The fragment as the model sent it, unknown fields and raw "
+                                  "labels included, when something of it was coerced (see "
+                                  "parseNotes); null when it was read as asked (its fields "
+                                  "are the record).")
+    async def raw_record(self, info: strawberry.Info) -> strawberry.scalars.JSON | None:
+        return await info.context.loaders.get("fragment_raw", raw_records_of_fragments).load(
+            self.id)
 
     @strawberry.field
     def source(self, info: strawberry.Info) -> Annotated[

@@ -118,21 +118,61 @@ async def cancel_batch(ports: Ports, batch_id: int) -> Any:
     return batch
 
 
-async def retry_run(ports: Ports, run_id: int) -> Any:
-    """Run again a failed, stopped or skipped run; chunks already paid for are kept."""
+async def retry_run(ports: Ports, run_id: int, *, failed_chunks_only: bool = False) -> Any:
+    """Run again a failed, stopped or skipped run; chunks already paid for are kept. With
+    `failed_chunks_only`, only the chunks whose answers stayed unreadable are called again
+    (the way to retry a run that completed with errors)."""
     path = ("input", "runId")
     async with ports.uow() as uow:
         run = await uow.processing.run(run_id, lock=True)
         if run is None:
             raise NotFound("Run", run_id, path)
-        if run.status not in RETRYABLE_RUN:
+        allowed = RETRYABLE_RUN + (("completed_with_errors",) if failed_chunks_only else ())
+        if run.status not in allowed:
+            hint = ("; retry its failed chunks with failedChunksOnly: true"
+                    if run.status == "completed_with_errors" else "")
             raise Conflict(f"run {run_id} is {run.status}; only failed, stopped or skipped "
-                           "runs can be retried", path)
+                           f"runs can be retried{hint}", path)
+        # Failed chunks are forgotten (their answers kept, superseded) so the new job calls
+        # them again; done chunks are never called twice.
+        failed = await uow.answers.supersede_failed(run_id)
+        if failed_chunks_only and not failed:
+            raise Conflict(f"run {run_id} has no failed chunks to retry",
+                           ("input", "failedChunksOnly"))
         batch = await uow.processing.batch(run.batch_id, lock=True)
         job_id = await uow.processing.reopen_run(run, batch,
                                                  max_attempts=ports.settings.job_max_attempts)
         uow.dispatch([job_id])
     return run
+
+
+REPROCESSABLE_RUN = ("completed", "completed_with_errors", "failed", "stopped_cost_limit")
+
+
+async def reprocess_run(ports: Ports, run_id: int,
+                        path: tuple[str, ...] = ("input", "runId")) -> Any:
+    """Read a run again from its stored answers into a new run version (a batch of its own),
+    after a parser or grounder upgrade: no provider call, no spend. The old run is kept for
+    comparison. Returns the new run."""
+    async with ports.uow() as uow:
+        run = await uow.processing.run(run_id, lock=True)
+        if run is None:
+            raise NotFound("Run", run_id, path)
+        if run.status not in REPROCESSABLE_RUN:
+            raise Conflict(f"run {run_id} is {run.status}; only a finished run can be read "
+                           "again", path)
+        if await uow.answers.count_of_run(run_id) == 0:
+            raise Conflict(f"run {run_id} has no stored answers (they are kept "
+                           f"{ports.settings.answer_retention_days} days; runs made before "
+                           "answers were kept have none)", path)
+        if await uow.processing.busy_pair([run.source_id], [run.model_name]) is not None:
+            raise Conflict(f"source {run.source_id} is being processed by {run.model_name}; "
+                           "wait for that run or cancel its batch", path)
+        created = await uow.processing.reprocess(
+            run, group_id=str(uuid.uuid4()), max_attempts=ports.settings.job_max_attempts)
+        uow.dispatch(created.job_ids)
+        new_run = await uow.processing.run(created.run_ids[0])
+    return new_run
 
 
 async def resume_budget_waiters(ports: Ports) -> int:

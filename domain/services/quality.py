@@ -16,6 +16,7 @@ from typing import Any
 
 from domain.errors import FieldIssue, InvalidInput
 from domain.evaluation import QualityPolicy, policy_defaults
+from domain.model import FINISHED_RUN
 from domain.ports import Ports
 from domain.quality import QualityWeights
 from domain.services.catalog import MODEL_NAME_RE
@@ -52,7 +53,7 @@ async def run_finished(ports: Ports, run_id: int, status: str) -> None:
     if origin is None:
         return
     source_id, batch_id = origin
-    if status == "completed":
+    if status in FINISHED_RUN:
         await recompute_source(ports, source_id)
     await advance_strategy(ports, batch_id)
 

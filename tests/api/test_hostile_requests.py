@@ -217,6 +217,13 @@ def bug(reason: str) -> pytest.MarkDecorator:
     return pytest.mark.xfail(strict=True, reason=reason)
 
 
+REPROCESS_BY_ARG = ("mutation($id: ID!) { reprocessRun(runId: $id) { __typename "
+                    "... on ValidationError { message fieldErrors { field message } } "
+                    "... on NotFound { message } ... on Conflict { message } } }")
+RETRY_RUN = ("mutation($input: RetryRunInput!) { retryRun(input: $input) { __typename "
+             "... on ValidationError { message fieldErrors { field message } } "
+             "... on NotFound { message } ... on Conflict { message } } }")
+
 NOT_AN_OBJECT = "the request body must be a JSON object with a `query`"
 NOT_A_BATCH = "a batched request must be a non-empty JSON array of operation objects"
 NUL_REFUSED = "the request contains a NUL character (\\u0000)"
@@ -873,6 +880,43 @@ CASES = [
             "input.id: is not a valid Source ID",
         ),
         id="delete-id-overflow",
+    ),
+    # --- run recovery: retryRun and reprocessRun ------------------------------------------------
+    pytest.param(
+        Hostile(op(REPROCESS_BY_ARG, {"id": gid("Source:1")}), 200,
+                "runId: is a Source ID, expected a Run ID"),
+        id="reprocess-id-of-another-type",
+    ),
+    pytest.param(
+        Hostile(op(REPROCESS_BY_ARG, {"id": "not an id"}), 200, "runId: is not a valid Run ID"),
+        id="reprocess-id-garbage",
+    ),
+    pytest.param(
+        Hostile(op(REPROCESS_BY_ARG, {"id": gid("Run:987654")}), 200, "Run"),
+        id="reprocess-unknown-run",
+    ),
+    pytest.param(
+        Hostile(op("mutation { reprocessRun { __typename "
+                   "... on ValidationError { message fieldErrors { field message } } } }"),
+                200, "give the run as runId or as input.runId, once"),
+        id="reprocess-without-a-run",
+    ),
+    pytest.param(
+        Hostile(op("mutation($id: ID!) { reprocessRun(runId: $id, input: {runId: $id}) { "
+                   "__typename ... on ValidationError { fieldErrors { field message } } } }",
+                   {"id": gid("Run:1")}),
+                200, "once"),
+        id="reprocess-run-given-twice",
+    ),
+    pytest.param(
+        Hostile(op(RETRY_RUN, {"input": {"runId": gid("Run:987654"),
+                                         "failedChunksOnly": True}}), 200, "Run"),
+        id="retry-failed-chunks-of-unknown-run",
+    ),
+    pytest.param(
+        Hostile(op(RETRY_RUN, {"input": {"runId": gid("Run:1"), "failedChunksOnly": "yes"}}),
+                200, "failedChunksOnly"),
+        id="retry-failed-chunks-only-not-a-boolean",
     ),
     # --- GET -------------------------------------------------------------------------------------
     pytest.param(

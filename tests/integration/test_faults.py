@@ -174,10 +174,11 @@ async def test_empty_answers_get_one_repair_then_fail_with_a_clear_message(
     # Given / When: the answer and its repair are both empty
     state, _ = await run_single_chunk(engine_gql, provider, "EMPTY", Scripted(fault="empty"),
                                       Scripted(fault="empty"))
-    # Then
+    # Then: its only chunk failed, so the run failed (more than half of its chunks)
     assert state["status"] == "FAILED", state
     message = state["runs"][0]["errorMessage"]
-    assert "after one repair attempt" in message and "the answer is empty" in message
+    assert "1 of 1 chunks failed" in message
+    assert "after one repair call" in message and "the answer is empty" in message
     requests = provider.requests_for(BUNDLED_MODEL)
     assert len(requests) == 2
     assert requests[1].messages[-1]["role"] == "user"

@@ -20,6 +20,12 @@ repository method raise; `factory.fail_next_commit = exc` makes the next commit 
 of work rolls back and raises it); `factory.retry_conflicts = n` makes the first `n` attempts of
 `retrying` fail at commit with a serialisation failure, as `db.retry.retry_conflicts` retries.
 Every repository call is logged in `factory.calls` as `(repository.method, args, kwargs)`.
+
+Seeding: `factory.add_source/add_model/add_batch/add_run/add_fragment/...` insert rows;
+`factory.add_chunks(run_id, done=[0, 1], failed=[2], answers=2)` stores chunk records (the
+`run_chunks` rows: `state.chunks[run][index]` is "done" or "failed") with their model answers
+(`state.answers`, `answers` per chunk) as the worker leaves them, and `factory.add_answers`
+stores answers alone (superseded or old ones, for `answers.sweep`).
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ import hashlib
 import itertools
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from types import TracebackType
 from typing import Any, TypeVar, cast
@@ -132,6 +138,36 @@ class RunRow:
     model_name: str
     status: str = "pending"
     error_message: str | None = None
+    chunk_count: int = 0
+    chunks_done: int = 0
+    chunks_failed: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: Decimal = Decimal(0)
+    llm_calls: int = 0
+    latency_ms: int = 0
+    repair_calls: int = 0
+    repair_cost_usd: Decimal = Decimal(0)
+    answers_read: int = 0
+    answers_strict: int = 0
+    version: int = 1
+    reprocessed_from_id: int | None = None
+
+
+# The usage a reprocessed run carries over from the run it reads again (db/processing.py).
+RUN_USAGE = ("input_tokens", "output_tokens", "cost_usd", "llm_calls", "latency_ms",
+             "repair_calls", "repair_cost_usd")
+
+
+@dataclass
+class AnswerRow:
+    """One stored model answer (`run_answers`) of one chunk of a run; the body is not kept."""
+
+    id: int
+    run_id: int
+    chunk_index: int
+    superseded: bool = False
+    created_at: datetime = NOW
 
 
 @dataclass
@@ -183,6 +219,8 @@ class FragmentRow:
     text: str = "a fragment"
     verification_status: str = "pending"
     verified_by: str | None = None
+    run_id: int | None = None
+    chunk_index: int | None = None
 
 
 @dataclass
@@ -250,6 +288,10 @@ class FakeState:
     models: dict[str, ModelRow] = field(default_factory=dict)
     batches: dict[int, BatchRow] = field(default_factory=dict)
     runs: dict[int, RunRow] = field(default_factory=dict)
+    # the stored chunks of each run (run → chunk index → "done" or "failed") and the model
+    # answers they were read from
+    chunks: dict[int, dict[int, str]] = field(default_factory=dict)
+    answers: list[AnswerRow] = field(default_factory=list)
     jobs: dict[int, JobRow] = field(default_factory=dict)
     events: list[EventRow] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)
@@ -580,6 +622,25 @@ class FakeProcessingRepository(_Repository):
         self._event(batch.id or 0, "QUEUED", run.id, {"retry": True})
         return job_id
 
+    async def reprocess(self, run: RunRow, *, group_id: str, max_attempts: int) -> NewBatch:
+        self._call("reprocess", run.id, group_id=group_id, max_attempts=max_attempts)
+        batch = self._state.batches.get(run.batch_id)
+        model = self._state.models.get(run.model_name)
+        source = self._state.sources.get(run.source_id)
+        assert batch is not None and model is not None and source is not None, \
+            "seed the run's batch, model and source"
+        config = {**copy.deepcopy(batch.config), "reprocessOf": run.id}
+        for key in ("plan", "step", "final"):
+            config.pop(key, None)
+        created = await self.create_batch(group_id=group_id, model=model, sources=[source],
+                                          strategy=None, config=config, budget_usd=None,
+                                          max_attempts=max_attempts)
+        new_run = self._state.runs[created.run_ids[0]]
+        new_run.reprocessed_from_id, new_run.version = run.id, run.version + 1
+        for name in RUN_USAGE:
+            setattr(new_run, name, getattr(run, name))
+        return created
+
     async def append_event(self, batch_id: int, kind: str, run_id: int | None,
                            data: dict[str, Any]) -> int:
         self._call("append_event", batch_id, kind, run_id, data)
@@ -633,6 +694,52 @@ class FakeJobRepository(_Repository):
                 if run is not None and run.status == "waiting_budget":
                     run.status, run.error_message = "pending", None
         return resumed
+
+
+class FakeAnswerRepository(_Repository):
+    name = "answers"
+
+    async def count_of_run(self, run_id: int) -> int:
+        self._call("count_of_run", run_id)
+        return sum(1 for a in self._state.answers if a.run_id == run_id and not a.superseded)
+
+    async def supersede_failed(self, run_id: int) -> list[int]:
+        self._call("supersede_failed", run_id)
+        chunks = self._state.chunks.get(run_id, {})
+        failed = sorted(index for index, status in chunks.items() if status == "failed")
+        if not failed:
+            return []
+        for index in failed:
+            del chunks[index]
+        for answer in self._state.answers:
+            if answer.run_id == run_id and answer.chunk_index in failed:
+                answer.superseded = True
+        gone = {f.id for f in self._state.fragments.values()
+                if f.run_id == run_id and f.chunk_index in failed}
+        for fragment_id in gone:  # ON DELETE CASCADE: tags, links, reviews
+            del self._state.fragments[fragment_id]
+        self._state.fragment_tags = {(f, t) for f, t in self._state.fragment_tags
+                                     if f not in gone}
+        self._state.relationships = {
+            i: r for i, r in self._state.relationships.items()
+            if r.fragment_id not in gone and r.related_fragment_id not in gone}
+        self._state.verification_events = [e for e in self._state.verification_events
+                                           if e.fragment_id not in gone]
+        run = self._state.runs.get(run_id)
+        if run is not None:
+            run.chunks_failed = 0
+        return failed
+
+    async def sweep(self, retention_days: int, limit: int = 5000) -> int:
+        self._call("sweep", retention_days, limit)
+        if retention_days <= 0:
+            return 0
+        cutoff = self._factory.clock.now() - timedelta(days=retention_days)
+        expired = sorted((a for a in self._state.answers if a.created_at < cutoff),
+                         key=lambda a: a.id)[:limit]
+        ids = {a.id for a in expired}
+        self._state.answers = [a for a in self._state.answers if a.id not in ids]
+        return len(ids)
 
 
 class FakeBudgetRepository(_Repository):
@@ -938,6 +1045,7 @@ class FakeUnitOfWork:
         self.catalog = FakeCatalogRepository(self)
         self.processing = FakeProcessingRepository(self)
         self.jobs = FakeJobRepository(self)
+        self.answers = FakeAnswerRepository(self)
         self.budget = FakeBudgetRepository(self)
         self.performance = FakePerformanceRepository(self)
         self.strategies = FakeStrategyRepository(self)
@@ -1099,10 +1207,41 @@ class FakeUnitOfWorkFactory:
                               decisions=list(decisions or []))
 
     def add_run(self, batch_id: int, source_id: int, model_name: str = "m",
-                status: str = "pending") -> RunRow:
-        row = RunRow(self.next_id("runs"), batch_id, source_id, model_name, status)
+                status: str = "pending", **values: Any) -> RunRow:
+        """A run; `values` sets any other column (usage, counters, `version`...)."""
+        row = RunRow(self.next_id("runs"), batch_id, source_id, model_name, status, **values)
         self.state.runs[row.id or 0] = row
         return row
+
+    def add_chunks(self, run_id: int, *, done: Iterable[int] = (), failed: Iterable[int] = (),
+                   answers: int = 1, fragments: int = 0) -> None:
+        """Stored chunks of a run, as the worker leaves them: each done or failed chunk with
+        `answers` current model answers and `fragments` fragments of its own; the run's
+        chunk_count, chunks_done and chunks_failed count them."""
+        run = self.state.runs[run_id]
+        chunks = self.state.chunks.setdefault(run_id, {})
+        for status, indexes in (("done", done), ("failed", failed)):
+            for index in indexes:
+                if index in chunks:
+                    raise ValueError(f"chunk {index} of run {run_id} is already stored")
+                chunks[index] = status
+                if status == "done":
+                    run.chunks_done += 1
+                else:
+                    run.chunks_failed += 1
+                run.chunk_count = max(run.chunk_count, index + 1)
+                self.add_answers(run_id, index, answers)
+                for _ in range(fragments):
+                    self.add_fragment(run.source_id, run_id=run_id, chunk_index=index)
+
+    def add_answers(self, run_id: int, chunk_index: int, count: int = 1, *,
+                    superseded: bool = False, created_at: datetime | None = None
+                    ) -> list[AnswerRow]:
+        """Stored model answers of one chunk of a run (no chunk record: see `add_chunks`)."""
+        rows = [AnswerRow(self.next_id("answers"), run_id, chunk_index, superseded,
+                          created_at or self.clock.now()) for _ in range(count)]
+        self.state.answers.extend(rows)
+        return rows
 
     def add_fragment(self, source_id: int, **values: Any) -> FragmentRow:
         row = FragmentRow(self.next_id("fragments"), source_id, **values)
@@ -1168,6 +1307,8 @@ class FakeSettings:
     quality_min_verified_fragments: int = 5
     quality_reference_model: str | None = None
     strategy_sample_sources: int = 2
+    run_failed_chunk_share: float = 0.5
+    answer_retention_days: int = 90
 
 
 _SETTING_NAMES = frozenset(f.name for f in fields(FakeSettings))

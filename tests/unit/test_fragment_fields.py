@@ -10,10 +10,11 @@ from domain.extraction import FRAGMENT_FIELDS, PreparedFragment
 from domain.parsing import FRAGMENTS_JSON_SCHEMA, ExtractedFragment
 
 
-def test_the_list_is_the_prepared_fragment_fields_but_ordinal_and_tags() -> None:
+def test_the_list_is_the_prepared_fragment_fields_but_those_stored_apart() -> None:
     names = [field.name for field in fields(PreparedFragment)]
+    apart = {"ordinal", "tags", "raw_record"}
 
-    assert tuple(name for name in names if name not in {"ordinal", "tags"}) == FRAGMENT_FIELDS
+    assert tuple(name for name in names if name not in apart) == FRAGMENT_FIELDS
     assert {"grounding_score", "has_clean_boundaries", "insight"} <= set(FRAGMENT_FIELDS)
 
 
@@ -28,4 +29,5 @@ def test_every_field_is_a_stored_column_and_a_graphql_field() -> None:
 def test_the_answer_schema_requires_every_answer_field() -> None:
     items = FRAGMENTS_JSON_SCHEMA["properties"]["fragments"]["items"]
 
-    assert items["required"] == list(items["properties"]) == list(ExtractedFragment.model_fields)
+    answer_fields = [f.name for f in fields(ExtractedFragment) if f.name not in {"notes", "raw"}]
+    assert items["required"] == list(items["properties"]) == answer_fields

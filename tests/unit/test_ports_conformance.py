@@ -14,7 +14,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 ASSIGNMENTS = textwrap.dedent("""
-    from db import (budget, catalog, graph, jobs, keys, performance, processing,
+    from db import (answers, budget, catalog, graph, jobs, keys, performance, processing,
                     settings_store, sources, strategies, uow)
     from domain import ports as p
     from workers import dispatch, gateway, prices
@@ -24,6 +24,7 @@ ASSIGNMENTS = textwrap.dedent("""
     def catalog_(x: catalog.ModelRepository) -> p.CatalogRepository: return x
     def processing_(x: processing.ProcessingRepository) -> p.ProcessingRepository: return x
     def jobs_(x: jobs.JobQueue) -> p.JobRepository: return x
+    def answers_(x: answers.AnswerRepository) -> p.AnswerRepository: return x
     def budget_(x: budget.BudgetLedger) -> p.BudgetRepository: return x
     def performance_(x: performance.PerformanceRepository) -> p.PerformanceRepository: return x
     def strategies_(x: strategies.StrategyRepository) -> p.StrategyRepository: return x
