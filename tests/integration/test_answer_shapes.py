@@ -308,6 +308,13 @@ async def test_a_chunk_answered_with_garbage_twice_fails_alone_and_is_retried_al
                                     " FROM budget_ledger WHERE run_id = :r", r=pk(run["id"]))
     assert ledger[0].n == 12 and ledger[0].usd == Decimal(fixed["costUsd"])
     assert Decimal(fixed["costUsd"]) > spent
+    # Then: measured again, its coverage counts the chunk it now has (it counted it as empty)
+    async def remeasured() -> dict[str, Any] | None:
+        found = await _comparison_entry(gql, source_id)
+        return found if found and found["chunksFailed"] == 0 else None
+
+    after = await wait_for(remeasured, timeout=20)
+    assert after["coverage"] > entry["coverage"]
     # Then: the retried chunk's fragments are there once
     chunk_rows = await rows(processing, "SELECT chunk_index, count(*) AS n FROM fragments"
                                         " WHERE run_id = :r GROUP BY chunk_index"
@@ -335,7 +342,7 @@ async def test_a_run_whose_chunks_mostly_fail_fails_and_stops_calling(
     assert len(provider.requests_for(SHAPES_MODEL)) == 12
 
 
-COMPARISON = """query($id: ID!) { comparison(sourceId: $id) { entries { model runId
+COMPARISON = """query($id: ID!) { comparison(sourceId: $id) { entries { model runId coverage
   repairCalls repairCostUsd formatAdherence chunksFailed costUsd costPerFragment } } }"""
 
 
