@@ -26,13 +26,20 @@ from api.auth import Unauthenticated, authenticate, bearer_token, keys_required
 from api.container import Container, resolve_database_url, start_api
 from api.context import Context
 from api.errors import PublicError
-from api.graphiql import graphiql_html, static_routes
+from api.graphiql import graphiql_response, static_routes
 from api.metrics import metrics_endpoint
 from api.middleware import RequestContextMiddleware
+from api.ratelimit import RateLimited, build_rate_limiter, limiter_of, rate_limited_response
 from api.rest import rest_routes
 from api.schema import schema
 from api.settings import Settings, get_settings
-from api.subscriptions import OVER_HTTP, authenticate_connection, is_subscription
+from api.subscriptions import (
+    OVER_HTTP,
+    BoundedWebSocketAdapter,
+    KeyCheckingTransportWSHandler,
+    authenticate_connection,
+    is_subscription,
+)
 from db.engine import ping
 from domain.errors import PermissionDenied
 
@@ -71,6 +78,9 @@ class GraphQLView(GraphQL):  # type: ignore[type-arg]
 
     JSON = "application/json"
     GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
+    # WebSockets: frames bounded by MMOS_MAX_REQUEST_BYTES, the key re-checked per operation.
+    websocket_adapter_class = BoundedWebSocketAdapter
+    graphql_transport_ws_handler_class = KeyCheckingTransportWSHandler
 
     def __init__(self, settings: Settings, **kwargs: Any) -> None:
         super().__init__(
@@ -94,7 +104,7 @@ class GraphQLView(GraphQL):  # type: ignore[type-arg]
             try:
                 context.principal = await authenticate(
                     runtime, bearer_token(dict(request.headers)),
-                    required=keys_required(self.settings))
+                    required=keys_required(self.settings), limiter=limiter_of(request))
             except Unauthenticated as exc:
                 raise HTTPException(401, str(exc)) from None
         return context
@@ -121,7 +131,7 @@ class GraphQLView(GraphQL):  # type: ignore[type-arg]
             context=context, root_value=root_value, request_data=request_data)
 
     async def render_graphql_ide(self, request: Request) -> HTMLResponse:
-        return HTMLResponse(graphiql_html())
+        return graphiql_response()  # with its own strict Content-Security-Policy
 
     def decode_json(self, data: str | bytes) -> object:
         decoded = super().decode_json(data)
@@ -305,6 +315,8 @@ def create_app(settings: Settings | None = None, runtime: Container | None = Non
         try:
             yield
         finally:
+            if app.state.rate_limiter is not None:
+                await app.state.rate_limiter.aclose()
             if owned:
                 await app.state.runtime.close()
 
@@ -317,9 +329,14 @@ def create_app(settings: Settings | None = None, runtime: Container | None = Non
         *static_routes(),
         *rest_routes(),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan)
+    # Over its key's rate limit: 429 with Retry-After (api/ratelimit.py).
+    app = Starlette(routes=routes, lifespan=lifespan,
+                    exception_handlers={RateLimited: rate_limited_response})
     app.state.settings = settings
+    app.state.rate_limiter = build_rate_limiter(settings)
     if runtime is not None:
         app.state.runtime = runtime
-    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_request_bytes)
+    # Also: security headers on every response; keyless mode stays local (api/middleware.py).
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_request_bytes,
+                       settings=settings)
     return app

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from graphql import FieldNode, OperationDefinitionNode, OperationType
 from strawberry.extensions import SchemaExtension
 
 from api.errors import PublicError
+
+if TYPE_CHECKING:
+    from api.ratelimit import LocalRateLimiter, RedisRateLimiter
 
 ROLE_RANK = {"viewer": 1, "editor": 2, "operator": 3}
 
@@ -28,6 +31,8 @@ class Principal:
 
     name: str
     role: str
+    # The key's rate-limit identity, `<id>:<prefix>`; None for the local developer.
+    key_id: str | None = None
 
     def allows(self, role: str) -> bool:
         return ROLE_RANK.get(self.role, 0) >= ROLE_RANK[role]
@@ -66,9 +71,13 @@ def token_from_payload(payload: Mapping[str, Any] | None) -> str | None:
     return None
 
 
-async def authenticate(runtime: Any, token: str | None, *, required: bool) -> Principal:
+async def authenticate(runtime: Any, token: str | None, *, required: bool,
+                       limiter: LocalRateLimiter | RedisRateLimiter | None = None
+                       ) -> Principal:
     """Resolve a token to a principal; raises Unauthenticated when one is required and absent
-    or when a given token is not valid (a wrong key is never silently ignored)."""
+    or when a given token is not valid (a wrong key is never silently ignored). With a
+    `limiter`, the request counts against its key's rate limit (api/ratelimit.py) and
+    RateLimited is raised when it is over; keyless requests are never limited."""
     if token is None:
         if required:
             raise Unauthenticated("an API key is required: send `Authorization: Bearer <key>`")
@@ -79,7 +88,10 @@ async def authenticate(runtime: Any, token: str | None, *, required: bool) -> Pr
         key = await KeyRepository(session).verify(token[:200])
     if key is None:
         raise Unauthenticated("the API key is not valid or has been revoked")
-    return Principal(f"key:{key.name}", key.role)
+    principal = Principal(f"key:{key.name}", key.role, key_id=f"{key.id}:{key.prefix}")
+    if limiter is not None:
+        await limiter.enforce(principal.key_id or "")
+    return principal
 
 
 def required_role(operation: OperationDefinitionNode) -> str:

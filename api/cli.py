@@ -39,13 +39,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # Access rules depend on the address actually bound (keys beyond loopback).
     settings = settings.model_copy(update={"host": host, "port": port})
     app = create_app(settings, database_url=url)
+    if settings.metrics_port:
+        _serve_api_metrics(settings.metrics_port, host, url)
     log.info("serving GraphQL on http://%s:%s/graphql", host, port)
     import signal
 
     # uvicorn re-raises SIGTERM after its graceful shutdown; exit normally instead so that
     # the embedded PostgreSQL is stopped by its exit hook.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    # ws_max_size: a WebSocket frame over the request limit is refused (1009) from its header,
+    # before it is buffered (api/subscriptions.py bounds frames again on any server).
     uvicorn.run(app, host=host, port=port, log_config=None, ws="websockets",
+                ws_max_size=settings.max_request_bytes,
                 proxy_headers=True, timeout_graceful_shutdown=10)
     return 0
 
@@ -122,6 +127,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
     settings = get_settings()
     configure_logging("WARNING", settings.log_format)
     return asyncio.run(run_demo(settings, Console()))
+
+
+def _serve_api_metrics(port: int, host: str, database_url: str) -> None:
+    """MMOS_METRICS_PORT: a keyless Prometheus listener on the bound address, for a scraper
+    on a private network (compose publishes 8000 only); /metrics keeps its access rules."""
+    from api.metrics import serve_internal_metrics
+
+    try:
+        serve_internal_metrics(port, host, database_url)
+    except OSError as exc:
+        print(f"mmos: cannot serve metrics on {host}:{port} (MMOS_METRICS_PORT): {exc}",
+              file=sys.stderr)
+        raise SystemExit(2) from None
+    log.info("Prometheus metrics (no key) on http://%s:%s/metrics", host, port)
 
 
 def _serve_worker_metrics(settings: Settings) -> None:

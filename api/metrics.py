@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    Counter,
+    Histogram,
+    generate_latest,
+    start_http_server,
+)
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.responses import Response
 from strawberry.extensions import SchemaExtension
@@ -21,7 +32,9 @@ GRAPHQL_SECONDS = Histogram("mmos_graphql_operation_seconds", "GraphQL operation
                             ["operation", "type"])
 
 _KNOWN_PATHS = {"/graphql", "/healthz", "/readyz", "/metrics", "/sources",
-                "/process/multi-model"}
+                "/process/multi-model", "/reports/savings"}
+# Clients choose the method token too ("BREW", "FOO1"…): anything else is counted as "other".
+_KNOWN_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 _MAX_OPERATION_NAMES = 200
 _operation_names: set[str] = set()
 _database = DatabaseCollector()
@@ -39,10 +52,15 @@ def path_label(path: str) -> str:
     return "other"
 
 
+def method_label(method: str) -> str:
+    """One of the standard methods, else "other": a bounded label whatever clients send."""
+    return method if method in _KNOWN_METHODS else "other"
+
+
 def observe_http(method: str, path: str, status: int, seconds: float) -> None:
-    label = path_label(path)
-    HTTP_REQUESTS.labels(method, label, str(status)).inc()
-    HTTP_SECONDS.labels(method, label).observe(seconds)
+    label, verb = path_label(path), method_label(method)
+    HTTP_REQUESTS.labels(verb, label, str(status)).inc()
+    HTTP_SECONDS.labels(verb, label).observe(seconds)
 
 
 class OperationMetrics(SchemaExtension):
@@ -85,3 +103,53 @@ async def metrics_endpoint(request: Request) -> Response:
         except Exception:  # export the process's own metrics even when the database is down
             pass
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+
+# --- The internal listener (MMOS_METRICS_PORT) --------------------------------------------
+
+_REFRESH_TIMEOUT_SECONDS = 5.0
+
+
+class _RefreshedRegistry(Collector):
+    """REGISTRY as /metrics renders it: the shared totals are re-read from PostgreSQL first.
+
+    The listener answers in its own threads, which cannot use the server's loop-bound pool:
+    each refresh opens one short connection (skipped while the snapshot is fresh)."""
+
+    def __init__(self, database_url: str) -> None:
+        self.database_url = database_url
+
+    def collect(self) -> Iterable[Metric]:
+        self._refresh()
+        return REGISTRY.collect()
+
+    def restricted_registry(self, names: Iterable[str]) -> Any:
+        self._refresh()
+        return REGISTRY.restricted_registry(names)
+
+    def _refresh(self) -> None:
+        # Export the process's own metrics even when the database is down.
+        with contextlib.suppress(Exception):
+            asyncio.run(asyncio.wait_for(_refresh_over(self.database_url),
+                                         _REFRESH_TIMEOUT_SECONDS))
+
+
+async def _refresh_over(database_url: str) -> None:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from db.engine import make_engine
+
+    engine = make_engine(database_url, null_pool=True)
+    try:
+        async with AsyncSession(engine) as session:
+            await _database.refresh(session)
+    finally:
+        await engine.dispose()
+
+
+def serve_internal_metrics(port: int, host: str, database_url: str) -> None:
+    """Start a plain Prometheus listener (no key) on `host:port`, in daemon threads.
+
+    For a scraper on a private network (compose's Prometheus): never publish this port.
+    The public /metrics route keeps its own access rules."""
+    start_http_server(port, addr=host, registry=_RefreshedRegistry(database_url))

@@ -4,15 +4,18 @@
 `GET /reports/savings`. Bodies use the original snake_case names; validation and errors are
 the GraphQL mutations' own, rendered as JSON with field paths:
 `{"error": {"type", "message", "fields": [{"path", "field", "message"}]}}` with 400 (not
-JSON), 401/403 (keys), 404, 409 or 422 — never a 500 for anything a client sent.
+JSON), 415 (a body not sent as `application/json`), 401/403 (keys), 404, 409, 422 or 429
+(over the key's rate limit, with Retry-After) — never a 500 for anything a client sent.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -171,6 +174,42 @@ def report_json(report: reports.OptimizationReport) -> dict[str, Any]:
 
 # --- parsing ------------------------------------------------------------------------------------
 
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def is_json_media_type(value: str | None) -> bool:
+    """`application/json`, with no charset or UTF-8 (the only encoding JSON may use)."""
+    kind, _, params = (value or "").partition(";")
+    if kind.strip().lower() != "application/json":
+        return False
+    for param in params.split(";"):
+        name, _, given = param.partition("=")
+        if name.strip().lower() == "charset" \
+                and given.strip().strip('"').lower() not in ("utf-8", "utf8"):
+            return False
+    return True
+
+
+def json_bodies_only(endpoint: Endpoint) -> Endpoint:
+    """415 for a POST/PUT/PATCH whose body is not declared `application/json`.
+
+    Browsers send `text/plain`, form and multipart bodies cross-site without a CORS
+    preflight; requiring JSON keeps another site's page from starting runs (and spending
+    money) through a local server. Checked before the key and before the body is read."""
+
+    @functools.wraps(endpoint)
+    async def wrapped(request: Request) -> Response:
+        declared = request.headers.get("content-type")
+        if request.method in BODY_METHODS and not is_json_media_type(declared):
+            shown = f"`{declared[:100]}`" if declared else "none"
+            return _error(415, "unsupported_media_type",
+                          "the body must be JSON sent with `Content-Type: application/json` "
+                          f"(this request's content type: {shown})")
+        return await endpoint(request)
+
+    return wrapped
+
 
 async def _body(request: Request) -> dict[str, Any]:
     raw = await request.body()
@@ -259,14 +298,20 @@ def _budget(value: Any) -> Decimal | None:
 async def _allow(request: Request, role: str) -> JSONResponse | None:
     """The same API keys and roles as GraphQL; None when the caller may go on."""
     from api.auth import Unauthenticated, authenticate, bearer_token, keys_required
+    from api.ratelimit import RateLimited, limiter_of, retry_after_headers
 
     runtime = _runtime(request)
     try:
         settings = getattr(request.app.state, "settings", runtime.settings)
         principal = await authenticate(runtime, bearer_token(dict(request.headers)),
-                                       required=keys_required(settings))
+                                       required=keys_required(settings),
+                                       limiter=limiter_of(request))
     except Unauthenticated as exc:
         return _error(401, "unauthenticated", str(exc))
+    except RateLimited as exc:
+        response = _error(429, "rate_limited", str(exc))
+        response.headers.update(retry_after_headers(exc))
+        return response
     if not principal.allows(role):
         return _error(403, "forbidden", f"this needs the {role} role; your key has "
                                         f"{principal.role}")
@@ -347,8 +392,9 @@ async def savings(request: Request) -> Response:
 def rest_routes() -> list[BaseRoute]:
     """The REST compatibility routes, to mount next to /graphql."""
     return [
-        Route("/sources", create_source, methods=["POST"]),
-        Route("/process/multi-model", process_multi_model, methods=["POST"]),
-        Route("/reports/optimization/{source_id}", optimization_report, methods=["GET"]),
-        Route("/reports/savings", savings, methods=["GET"]),
+        Route("/sources", json_bodies_only(create_source), methods=["POST"]),
+        Route("/process/multi-model", json_bodies_only(process_multi_model), methods=["POST"]),
+        Route("/reports/optimization/{source_id}", json_bodies_only(optimization_report),
+              methods=["GET"]),
+        Route("/reports/savings", json_bodies_only(savings), methods=["GET"]),
     ]

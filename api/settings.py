@@ -11,6 +11,8 @@ from typing import Literal
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from domain.api_bases import allow_list, bad_allow_entries
+
 
 class Settings(BaseSettings):
     """Every knob of MMOS. `.env.example` documents each one."""
@@ -41,10 +43,20 @@ class Settings(BaseSettings):
     max_query_depth: int = Field(default=12, ge=2)
     max_query_tokens: int = Field(default=2000, ge=50)
     max_aliases: int = Field(default=30, ge=1)
+    # Query cost: objects an operation may produce (lists multiplied down the tree, see
+    # api/query_cost.py); a list of unknown size counts as MMOS_QUERY_COST_LIST_SIZE items.
+    max_query_nodes: int = Field(default=200_000, ge=1)
+    query_cost_list_size: int = Field(default=10, ge=1)
+    # Requests per minute per API key (0 = off) and how many may come at once; shared
+    # through Redis when REDIS_URL is set (api/ratelimit.py). Keyless local use is not limited.
+    rate_limit_per_minute: int = Field(default=600, ge=0)
+    rate_limit_burst: int = Field(default=60, ge=1)
     max_request_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     max_content_bytes: int = Field(default=5 * 1024 * 1024, ge=1)
     max_import_items: int = Field(default=500, ge=1)
     max_subscriptions_per_connection: int = Field(default=20, ge=1)
+    # An open WebSocket's key is verified again when older than this (revocation holds).
+    ws_key_recheck_seconds: float = Field(default=30.0, gt=0, le=30)
 
     # Processing
     worker_threads: int = Field(default=4, ge=1)
@@ -65,7 +77,13 @@ class Settings(BaseSettings):
     run_failed_chunk_share: float = Field(default=0.5, gt=0, le=1)
     # Days a model's raw answers are kept (for reprocessRun); 0 keeps them for good.
     answer_retention_days: int = Field(default=90, ge=0)
+    # Hosts, *.suffixes, addresses or CIDR ranges a model's custom apiBase may point at
+    # (comma separated; empty allows none). Unset: loopback and private ranges in
+    # development, none in production. Link-local and cloud metadata are always refused.
+    allowed_api_bases: str | None = None
     worker_metrics_port: int | None = None
+    # `mmos serve`: a plain Prometheus listener (no key) on this port; keep it unpublished.
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
     metrics_public: bool = False
     quality_min_verified_fragments: int = Field(default=5, ge=1)
     quality_reference_model: str | None = None
@@ -83,6 +101,14 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"MMOS_RESERVATION_TTL_SECONDS ({self.reservation_ttl_seconds}) must be longer "
                 f"than MMOS_LLM_TIMEOUT_SECONDS ({self.llm_timeout_seconds})")
+        return self
+
+    @model_validator(mode="after")
+    def _allow_list_entries(self) -> Settings:
+        bad = bad_allow_entries(allow_list(self.allowed_api_bases, production=False))
+        if bad:
+            raise ValueError(f"MMOS_ALLOWED_API_BASES has entries that are neither a host, "
+                             f"*.suffix, address nor CIDR range: {', '.join(bad)}")
         return self
 
     @model_validator(mode="after")
@@ -112,6 +138,12 @@ class Settings(BaseSettings):
     @property
     def introspection_enabled(self) -> bool:
         return self.introspection if self.introspection is not None else not self.is_production
+
+    @property
+    def api_base_allow_list(self) -> tuple[str, ...]:
+        """Where custom model API bases may point: MMOS_ALLOWED_API_BASES, else loopback and
+        private ranges in development and nothing in production (domain/api_bases.py)."""
+        return allow_list(self.allowed_api_bases, production=self.is_production)
 
     def binds_beyond_loopback(self, host: str | None = None) -> bool:
         """True when the server listens on anything but the loopback interface."""

@@ -82,6 +82,7 @@ def spec_of(row: ModelRow) -> ModelSpec:
         name=row.name,
         litellm_model=row.litellm_model,
         api_base=row.api_base,
+        api_key_env=row.api_key_env,
         input_cost_per_million=row.input_cost_per_million,
         output_cost_per_million=row.output_cost_per_million,
         context_window=row.context_window,

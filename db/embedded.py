@@ -17,11 +17,12 @@ class EmbeddedUnavailable(RuntimeError):
 def _server(data_dir: Path) -> Any:
     try:
         import pgserver
-    except ImportError as exc:  # no wheel for this Python or platform
+    except ImportError as exc:  # not installed (the production image) or no wheel here
         raise EmbeddedUnavailable(
-            f"The embedded PostgreSQL (pgserver) is not available on Python "
+            f"The embedded PostgreSQL (pgserver) is not installed for Python "
             f"{sys.version_info.major}.{sys.version_info.minor}: set DATABASE_URL="
-            f"postgresql://user@host/db to use a PostgreSQL server instead."
+            f"postgresql://user@host/db to use a PostgreSQL server, or install "
+            f"requirements-embedded.lock (scripts/install does)."
         ) from exc
     pgdata = (data_dir / "pgdata").resolve()
     pgdata.parent.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,8 @@ from db.tables import ApiKeyRow
 
 ROLES = ("viewer", "editor", "operator")
 KEY_PREFIX = "mmos"
+# `last_used_at` is refreshed only when older than this (a minute is precise enough for it).
+LAST_USED_RESOLUTION_SECONDS = 60
 
 _K = ApiKeyRow.__table__.c  # type: ignore[attr-defined]
 
@@ -98,12 +100,18 @@ class KeyRepository:
                         r.last_used_at) for r in rows.scalars()]
 
     async def verify(self, token: str) -> KeyInfo | None:
-        """The active key matching `token` (constant-time hash comparison), else None."""
+        """The active key matching `token` (constant-time hash comparison), else None.
+
+        Verified on every call (a revocation applies to the next request); `last_used_at`
+        is written at most once a minute per key (LAST_USED_RESOLUTION_SECONDS): a busy key
+        would otherwise write, and lock, its row on every request."""
         row = await self._active_row(token)
         if row is None:
             return None
         info = KeyInfo(row.id or 0, row.name, row.prefix, row.role, row.created_at,
                        row.revoked_at, row.last_used_at)
         await self.session.execute(sa.text(
-            "UPDATE api_keys SET last_used_at = now() WHERE id = :id"), {"id": row.id})
+            "UPDATE api_keys SET last_used_at = now() WHERE id = :id AND (last_used_at IS NULL"
+            " OR last_used_at < now() - make_interval(secs => :resolution))"),
+            {"id": row.id, "resolution": LAST_USED_RESOLUTION_SECONDS})
         return info

@@ -79,6 +79,7 @@ class ModelRow(SQLModel, table=True):
     name: str = Field(sa_column=sa.Column(sa.String(100), primary_key=True))
     litellm_model: str = Field(sa_column=sa.Column(sa.String(200), nullable=False))
     api_base: str | None = Field(default=None, sa_column=sa.Column(sa.String(500)))
+    api_key_env: str | None = Field(default=None, sa_column=sa.Column(sa.String(100)))
     input_cost_per_million: Decimal | None = Field(default=None, sa_column=_money(nullable=True))
     output_cost_per_million: Decimal | None = Field(default=None, sa_column=_money(nullable=True))
     price_source: str = Field(sa_column=sa.Column(sa.String(16), nullable=False, server_default="none"))

@@ -14,6 +14,9 @@ class ModelSpec:
     name: str
     litellm_model: str
     api_base: str | None = None
+    # The environment variable (on the workers) holding this model's own key; a model with a
+    # custom api_base gets no other key.
+    api_key_env: str | None = None
     input_cost_per_million: Decimal | None = None
     output_cost_per_million: Decimal | None = None
     context_window: int = 8192

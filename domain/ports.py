@@ -114,6 +114,11 @@ class Settings(Protocol):
     run_failed_chunk_share: float
     answer_retention_days: int
 
+    @property
+    def api_base_allow_list(self) -> tuple[str, ...]:
+        """Where custom model API bases may point (domain/api_bases.py)."""
+        ...
+
 
 # --- repositories --------------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import httpx
 import hypothesis  # noqa: F401  (imported early: a late import can crash CPython 3.11's AST at exit)
 import pytest
 
@@ -18,7 +19,9 @@ os.environ.setdefault("MMOS_ENV", "test")
 pytest.register_assert_rewrite("tests.support")
 
 from tests.support.database import ADMIN_DSN, reachable, reset_database, run_admin  # noqa: E402
+from tests.support.fake_provider import FakeProvider  # noqa: E402
 from tests.support.graphql import GraphQLClient  # noqa: E402
+from tests.support.processing import wait_until_idle  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -85,3 +88,45 @@ async def client(db: Any, settings: Any) -> AsyncIterator[Any]:
 @pytest.fixture
 async def gql(client: Any) -> GraphQLClient:
     return GraphQLClient(client)
+
+
+# -- processing: in-process workers on the stub broker, the fake provider, GraphQL over them --
+
+
+@pytest.fixture(scope="session")
+async def processing(runtime: Any, database_url: str) -> AsyncIterator[Any]:
+    """The runtime with a dispatcher and Dramatiq worker threads in this process."""
+    from api.container import attach_processing
+
+    await attach_processing(runtime, database_url, in_process_worker=True)
+    yield runtime
+    worker, runtime.worker = runtime.worker, None
+    if worker is not None:
+        await worker.aclose()
+
+
+@pytest.fixture(scope="session")
+def fake_provider() -> Iterator[FakeProvider]:
+    with FakeProvider() as provider:
+        yield provider
+
+
+@pytest.fixture
+def provider(fake_provider: FakeProvider) -> FakeProvider:
+    fake_provider.reset()
+    return fake_provider
+
+
+@pytest.fixture
+async def engine_gql(processing: Any, settings: Any,
+                     provider: FakeProvider) -> AsyncIterator[GraphQLClient]:
+    """GraphQL over the ASGI app bound to the processing runtime; the workers idle at the end."""
+    from api.app import create_app
+
+    await reset_database(processing)
+    app = create_app(settings, runtime=processing)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield GraphQLClient(http)
+    # A job still running would write into the next test's freshly emptied tables.
+    await wait_until_idle(processing)

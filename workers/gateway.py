@@ -13,6 +13,7 @@ from decimal import Decimal
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+from domain.api_bases import host_of, is_metadata
 from domain.llm import (
     DeterministicModelError,
     ModelCallError,
@@ -36,6 +37,25 @@ _LITELLM_PREFIX = re.compile(r"^(litellm\.\w+:\s*)?(\w+Error:\s*)?(\w*Exception\
 
 # The gateway's handle on LiteLLM (imported on first use).
 _litellm = load_litellm
+
+# How long a custom base's host is trusted after its addresses were checked.
+_HOST_CHECK_TTL_S = 60.0
+
+
+class MissingModelKey(DeterministicModelError):
+    """The model names its own key variable, and the workers do not have it."""
+
+
+def _own_key(spec: ModelSpec) -> str | None:
+    """The model's own key, from the variable it names on this worker; None when it names
+    none. A named variable that is unset is a deterministic failure, not a silent fallback."""
+    if not spec.api_key_env:
+        return None
+    value = os.environ.get(spec.api_key_env)
+    if not value:
+        raise MissingModelKey(f"{spec.name}: the workers have no {spec.api_key_env} set "
+                              "(the environment variable holding this model's key)")
+    return value
 
 
 # ---------------------------------------------------------------------------------------------
@@ -126,6 +146,11 @@ def map_error(exc: Exception, model: str, *, secrets: tuple[str, ...] = ()) -> M
     status = getattr(exc, "status_code", None)
     label = f"{type(exc).__name__}" + (f" {status}" if isinstance(status, int) else "")
     message = f"{model}: {label}: {_clean_message(exc, secrets)}"
+    if isinstance(status, int) and 300 <= status < 400:
+        # Custom bases follow no redirect (their key must not travel on): asking again will
+        # not help.
+        return DeterministicModelError(f"{model}: the server answered a redirect ({status}); "
+                                       "redirects are not followed, give the final apiBase")
     if isinstance(exc, litellm.RateLimitError):
         return TransientModelError(message, retry_after_s=retry_after_of(exc))
     if isinstance(exc, litellm.Timeout | litellm.APIConnectionError):
@@ -155,9 +180,16 @@ class LiteLLMClient:
     it, so it must follow the strict rules (every property required, no additional properties).
     """
 
+    def __init__(self) -> None:
+        # OpenAI clients of custom bases, per event loop, base and key (see _custom_client).
+        self._clients: dict[tuple[int, str, str], Any] = {}
+        self._checked_hosts: dict[str, float] = {}
+
     async def complete(self, request: ModelRequest) -> ModelResponse:
         """Call the model once and return its answer, usage and exact cost."""
         litellm = _litellm()
+        if request.model.api_base:
+            await self._refuse_metadata(request.model)
         kwargs = self._call_arguments(request)
         secrets = (str(kwargs.get("api_key") or ""),)
         started = time.perf_counter()
@@ -206,13 +238,66 @@ class LiteLLMClient:
             "num_retries": 0,
             "max_retries": 0,
         }
-        if spec.api_base and spec.litellm_model.startswith("openai/"):
-            # Local OpenAI-compatible servers ignore the key, but the SDK insists on one.
-            kwargs["api_key"] = os.environ.get("OPENAI_API_KEY") or LOCAL_API_KEY
+        own_key = _own_key(spec)
+        if spec.api_base:
+            # A custom base gets the model's own key or a placeholder (local servers ignore it,
+            # the SDK insists on one), never a provider's default key from the environment.
+            # Its client follows no redirect: a base that answers 3xx gets nothing more.
+            key = own_key or LOCAL_API_KEY
+            kwargs["api_key"] = key
+            kwargs["client"] = self._custom_client(spec.api_base, key, request.timeout_s)
+        elif own_key is not None:
+            kwargs["api_key"] = own_key
         response_format = self._response_format(request)
         if response_format is not None:
             kwargs["response_format"] = response_format
         return kwargs
+
+    def _custom_client(self, base: str, key: str, timeout_s: float) -> Any:
+        """An OpenAI SDK client for a custom base: no SDK retries, no redirects followed (the
+        key must not travel to wherever a base points next). One per event loop, base and
+        key: the connection pool belongs to the loop that opened it."""
+        import asyncio
+
+        import httpx
+        import openai
+
+        slot = (id(asyncio.get_running_loop()), base, key)
+        client = self._clients.get(slot)
+        if client is None:
+            client = openai.AsyncOpenAI(
+                api_key=key, base_url=base, max_retries=0, timeout=timeout_s,
+                http_client=httpx.AsyncClient(follow_redirects=False, timeout=timeout_s))
+            self._clients[slot] = client
+        return client
+
+    async def _refuse_metadata(self, spec: ModelSpec) -> None:
+        """A custom base whose host resolves to a link-local or cloud metadata address is
+        refused at call time too (a name registered as harmless may later point there)."""
+        import asyncio
+        import ipaddress
+        import socket
+
+        host = host_of(spec.api_base or "")
+        if host is None:
+            raise DeterministicModelError(f"{spec.name}: the apiBase names no host")
+        if self._checked_hosts.get(host, 0.0) > time.monotonic():
+            return
+        if is_metadata(host, None):
+            raise DeterministicModelError(f"{spec.name}: the apiBase points at a cloud metadata "
+                                          "host; refused")
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(host, None,
+                                                                 type=socket.SOCK_STREAM)
+        except OSError:
+            return  # the call itself reports the unreachable host
+        for info in infos:
+            address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
+            if is_metadata(host, address):
+                raise DeterministicModelError(
+                    f"{spec.name}: the apiBase host {host} resolves to a link-local or cloud "
+                    "metadata address; refused")
+        self._checked_hosts[host] = time.monotonic() + _HOST_CHECK_TTL_S
 
     def _response_format(self, request: ModelRequest) -> dict[str, Any] | None:
         litellm = _litellm()

@@ -21,7 +21,14 @@ class RegisterModelInput:
     litellm_model: str = strawberry.field(
         description="LiteLLM model string, e.g. gpt-4o-mini or openai/<name> with apiBase.")
     api_base: str | None = strawberry.field(
-        default=None, description="Any OpenAI-compatible server (vLLM, Ollama, a proxy).")
+        default=None, description="Any OpenAI-compatible server (vLLM, Ollama, a proxy), with "
+                                  "litellmModel openai/<name>. It must be on "
+                                  "MMOS_ALLOWED_API_BASES; link-local and cloud metadata "
+                                  "addresses are always refused.")
+    api_key_env: str | None = strawberry.field(
+        default=None, description="The environment variable on the workers holding this "
+                                  "model's own key (e.g. LOCAL_LLAMA_API_KEY). A model with an "
+                                  "apiBase gets this key or none, never a provider's default.")
     input_cost_per_million: Decimal | None = strawberry.field(
         default=None, description="USD; defaults to LiteLLM's bundled price when known.")
     output_cost_per_million: Decimal | None = None
@@ -35,6 +42,7 @@ class UpdateModelInput:
     name: str
     litellm_model: str | None = strawberry.UNSET
     api_base: str | None = strawberry.UNSET
+    api_key_env: str | None = strawberry.UNSET
     input_cost_per_million: Decimal | None = strawberry.UNSET
     output_cost_per_million: Decimal | None = strawberry.UNSET
     context_window: int | None = strawberry.UNSET

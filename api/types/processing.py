@@ -58,6 +58,9 @@ class Model:
     name: str
     litellm_model: str
     api_base: str | None
+    api_key_env: str | None = strawberry.field(
+        description="The environment variable on the workers that holds this model's own key "
+                    "(its name only; keys are never stored or returned).")
     input_cost_per_million: Decimal | None = strawberry.field(
         description="USD per million input tokens; null when unknown (refused under budgets).")
     output_cost_per_million: Decimal | None
@@ -72,6 +75,7 @@ class Model:
     @classmethod
     def from_row(cls, row: ModelRow) -> Model:
         return cls(name=row.name, litellm_model=row.litellm_model, api_base=row.api_base,
+                   api_key_env=row.api_key_env,
                    input_cost_per_million=row.input_cost_per_million,
                    output_cost_per_million=row.output_cost_per_million,
                    price_source=row.price_source, context_window=row.context_window,

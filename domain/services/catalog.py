@@ -7,12 +7,16 @@ import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from domain.api_bases import problem_with_base, problem_with_key_env
 from domain.errors import FieldIssue, InvalidInput
 from domain.ports import Ports
 
 MODEL_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,99}$")
 LITELLM_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,199}$")
 API_BASE_RE = re.compile(r"^https?://[^\s]{1,490}$")
+# A custom apiBase is an OpenAI-compatible server (vLLM, Ollama, a proxy): LiteLLM's openai/
+# route, whose client MMOS builds itself (its own key, no redirects followed).
+CUSTOM_BASE_PREFIX = "openai/"
 MAX_PRICE = Decimal(10_000)
 DEFAULT_CONTEXT_WINDOW = 8192
 DEFAULT_MAX_OUTPUT = 4096
@@ -32,8 +36,10 @@ def _price(value: Any, field: str, issues: list[FieldIssue]) -> Decimal | None:
     return price
 
 
-def model_values(raw: dict[str, Any], *, creating: bool) -> dict[str, Any]:
-    """Checked column values of a register or update request (only keys present change)."""
+def model_values(raw: dict[str, Any], *, creating: bool,
+                 allowed_bases: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Checked column values of a register or update request (only keys present change); a
+    custom apiBase must be on `allowed_bases` (and is never link-local or cloud metadata)."""
     issues: list[FieldIssue] = []
     values: dict[str, Any] = {}
     if creating:
@@ -52,7 +58,14 @@ def model_values(raw: dict[str, Any], *, creating: bool) -> dict[str, Any]:
         base = (raw["api_base"] or "").strip() or None
         if base is not None and not API_BASE_RE.match(base):
             issues.append(FieldIssue(("input", "apiBase"), "must be an http(s) URL"))
+        elif base is not None and (problem := problem_with_base(base, allowed_bases)):
+            issues.append(FieldIssue(("input", "apiBase"), problem))
         values["api_base"] = base
+    if "api_key_env" in raw:
+        name = (raw["api_key_env"] or "").strip() or None
+        if name is not None and (problem := problem_with_key_env(name)):
+            issues.append(FieldIssue(("input", "apiKeyEnv"), problem))
+        values["api_key_env"] = name
     for key, field in (("input_cost_per_million", "inputCostPerMillion"),
                        ("output_cost_per_million", "outputCostPerMillion")):
         if key in raw:
@@ -72,10 +85,19 @@ def model_values(raw: dict[str, Any], *, creating: bool) -> dict[str, Any]:
     return values
 
 
+def _refuse_foreign_route(litellm_model: str, api_base: str | None) -> None:
+    if api_base is not None and not litellm_model.startswith(CUSTOM_BASE_PREFIX):
+        raise InvalidInput.single(("input", "litellmModel"), (
+            f"a model with an apiBase is an OpenAI-compatible server: use "
+            f"{CUSTOM_BASE_PREFIX}<name> (e.g. {CUSTOM_BASE_PREFIX}llama3.1)"))
+
+
 async def register_model(ports: Ports, raw: dict[str, Any]) -> Any:
     """Add a model: both prices given (an override), neither (LiteLLM's bundled price, or
     none known), never one alone; limits default to LiteLLM's, else 8192 / 4096."""
-    values = model_values(raw, creating=True)
+    values = model_values(raw, creating=True,
+                          allowed_bases=ports.settings.api_base_allow_list)
+    _refuse_foreign_route(values["litellm_model"], values.get("api_base"))
     given = (values.get("input_cost_per_million"), values.get("output_cost_per_million"))
     bundled = ports.prices.price_of(values["litellm_model"])
     if given[0] is not None and given[1] is not None:
@@ -99,13 +121,16 @@ async def register_model(ports: Ports, raw: dict[str, Any]) -> Any:
 
 async def update_model(ports: Ports, name: str, raw: dict[str, Any]) -> Any:
     """Change a catalog entry; prices change together (set both, or clear both)."""
-    values = model_values(raw, creating=False)
+    values = model_values(raw, creating=False,
+                          allowed_bases=ports.settings.api_base_allow_list)
     if not values:
         raise InvalidInput.single(("input",), "names no field to change")
     if "input_cost_per_million" in values or "output_cost_per_million" in values:
         values["price_source"] = "override"
     async with ports.uow() as uow:
         current = await uow.catalog.require(name, ("input", "name"))
+        _refuse_foreign_route(values.get("litellm_model", current.litellm_model),
+                              values.get("api_base", current.api_base))
         merged_in = values.get("input_cost_per_million", current.input_cost_per_million)
         merged_out = values.get("output_cost_per_million", current.output_cost_per_million)
         if (merged_in is None) != (merged_out is None):

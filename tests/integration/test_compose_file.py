@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.support.compose import needs_docker_compose, readme_env_files, run_config
+
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 PROVISIONING = DEPLOY / "grafana" / "provisioning"
@@ -68,18 +70,19 @@ def _command(service: dict[str, Any]) -> list[str]:
 # --- docker-compose itself -------------------------------------------------------------
 
 
-@pytest.mark.skipif(shutil.which("docker-compose") is None, reason="docker-compose not installed")
-def test_docker_compose_accepts_the_file() -> None:
-    result = subprocess.run(
-        ["docker-compose", "-f", "docker-compose.yml", "config", "-q"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+@needs_docker_compose
+def test_docker_compose_accepts_the_file_with_the_readme_env_files(tmp_path: Path) -> None:
+    result = run_config(tmp_path, readme_env_files(), "-q")
 
     assert result.returncode == 0, result.stderr
+
+
+@needs_docker_compose
+def test_docker_compose_refuses_to_run_without_the_env_files(tmp_path: Path) -> None:
+    result = run_config(tmp_path, {}, "-q")
+
+    assert result.returncode != 0
+    assert "POSTGRES_PASSWORD" in result.stderr, result.stderr
 
 
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not installed")
@@ -142,8 +145,13 @@ def test_api_serves_on_all_interfaces_port_8000(services: dict[str, Any]) -> Non
     api = services["api"]
 
     assert _command(api) == ["mmos", "serve", "--host", "0.0.0.0", "--port", "8000"]
-    assert "8000:8000" in api["ports"]
+    assert api["ports"] == ["8000:8000"]
     assert api["build"] == "."
+
+
+def test_app_services_read_every_setting_from_the_env_file(services: dict[str, Any]) -> None:
+    assert services["api"]["env_file"] == ".env"
+    assert services["worker"]["env_file"] == [".env", "worker.env"]
 
 
 def test_app_services_get_database_and_redis_urls(services: dict[str, Any]) -> None:
@@ -168,20 +176,23 @@ def test_worker_runs_the_api_image_and_exports_metrics_on_9191(services: dict[st
     assert worker["image"] == api["image"]
     assert worker["environment"]["MMOS_WORKER_METRICS_PORT"] == "9191"
     assert "9191" in worker["environment"]["HEALTHCHECK_URL"]
+    assert api["environment"]["MMOS_METRICS_PORT"] == "9191"
+    assert worker["expose"] == api["expose"] == ["9191"]
 
 
-def test_provider_keys_are_passed_through_never_written(services: dict[str, Any]) -> None:
-    environment = services["worker"]["environment"]
+def test_provider_keys_are_never_written_in_the_compose_file(services: dict[str, Any]) -> None:
+    for name, service in services.items():
+        written = {key for key in service.get("environment", {}) if key.endswith("_API_KEY")}
+        assert not written, name
 
-    for key in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY"):
-        assert key in environment and environment[key] is None, key
 
-
-@pytest.mark.parametrize(("name", "mapping"), [("adminer", "8080:8080"), ("grafana", "3001:3000")])
-def test_web_tools_are_published_on_their_ports(
+@pytest.mark.parametrize(("name", "mapping"), [("adminer", "127.0.0.1:8080:8080"),
+                                               ("grafana", "127.0.0.1:3001:3000"),
+                                               ("prometheus", "127.0.0.1:9090:9090")])
+def test_web_tools_are_published_on_their_loopback_ports(
     services: dict[str, Any], name: str, mapping: str
 ) -> None:
-    assert mapping in services[name]["ports"]
+    assert services[name]["ports"] == [mapping]
 
 
 def test_every_named_volume_is_declared_and_the_data_services_use_one(
@@ -220,7 +231,8 @@ def test_prometheus_scrapes_the_api_metrics_endpoint() -> None:
 
     api = jobs["api"]
     assert api.get("metrics_path", "/metrics") == "/metrics"
-    assert api["static_configs"][0]["targets"] == ["api:8000"]
+    # The internal listener (MMOS_METRICS_PORT), not the public port 8000.
+    assert api["static_configs"][0]["targets"] == ["api:9191"]
 
 
 def test_prometheus_discovers_every_worker_replica_by_dns() -> None:
@@ -296,9 +308,12 @@ def test_dashboard_charts_every_metric_of_the_contract() -> None:
 def test_image_installs_hashed_dependencies_then_the_project_alone() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
 
-    assert dockerfile.startswith("#") and "FROM python:3.11-slim\n" in dockerfile
+    assert dockerfile.startswith("#")
+    assert re.search(r"^FROM python:3\.11\.\d+-slim", dockerfile, flags=re.MULTILINE)
+    tools = dockerfile.index("--require-hashes -r /tmp/requirements-build.lock")
     locked = dockerfile.index("--require-hashes -r /tmp/requirements.lock")
-    assert locked < dockerfile.index("pip install --no-cache-dir --no-deps .")
+    assert tools < locked < dockerfile.index(
+        "pip install --no-cache-dir --no-deps --no-build-isolation .")
 
 
 def test_image_runs_as_a_non_root_user_with_a_healthz_check() -> None:
@@ -317,4 +332,4 @@ def test_image_runs_as_a_non_root_user_with_a_healthz_check() -> None:
 def test_build_context_leaves_out_secrets_and_local_state() -> None:
     ignored = set((ROOT / ".dockerignore").read_text().split())
 
-    assert {".env", ".git", ".venv", ".mmos"} <= ignored
+    assert {".env", "worker.env", ".git", ".venv", ".mmos"} <= ignored

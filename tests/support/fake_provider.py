@@ -32,7 +32,7 @@ from starlette.routing import Route
 
 from domain.prompt import source_text_of
 
-Fault = Literal["429", "500", "400", "timeout", "malformed", "empty"]
+Fault = Literal["429", "500", "400", "timeout", "malformed", "empty", "redirect"]
 
 DEFAULT_MODEL = "fake-model"
 _TIMEOUT_SLEEP_S = 60.0
@@ -52,6 +52,7 @@ class Scripted:
       fault: answer with a failure instead of `content` ("429", "500", "400", "timeout",
         "malformed" body, "empty" content).
       retry_after: the Retry-After header value sent with a 429.
+      redirect_to: with fault "redirect", the URL a 307 answer points at.
     """
 
     content: str = ""
@@ -61,6 +62,7 @@ class Scripted:
     finish_reason: str = "stop"
     fault: Fault | None = None
     retry_after: str | None = None
+    redirect_to: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +76,7 @@ class RecordedRequest:
     response_format: dict[str, Any] | None
     body: dict[str, Any] = field(repr=False)
     received_at: float = 0.0
+    headers: dict[str, str] = field(default_factory=dict, repr=False)
 
 
 Responder = Callable[[RecordedRequest], Scripted]
@@ -285,7 +288,8 @@ class FakeProvider:
             return _error(400, "request body is not JSON", "invalid_request_error")
         if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
             return _error(400, "'messages' is required", "invalid_request_error")
-        request = _recorded(body)
+        request = replace(_recorded(body), headers={
+            key.lower(): value for key, value in http_request.headers.items()})
         answer = self._next_answer(request)
         if answer.latency:
             await asyncio.sleep(answer.latency)
@@ -302,6 +306,8 @@ class FakeProvider:
         if answer.fault == "timeout":
             await self._sleep_until_stopped(_TIMEOUT_SLEEP_S)
             return _error(504, "gave up waiting", "server_error")
+        if answer.fault == "redirect":
+            return Response(status_code=307, headers={"location": answer.redirect_to or "/"})
         if answer.fault == "malformed":
             return Response('{"id": "chatcmpl-broken", "choices": [', media_type="application/json")
         content = "" if answer.fault == "empty" else answer.content

@@ -40,6 +40,7 @@ from decimal import Decimal
 from types import TracebackType
 from typing import Any, TypeVar, cast
 
+from domain.api_bases import DEVELOPMENT_ALLOW_LIST
 from domain.errors import Conflict, FieldIssue, InvalidInput, NotFound
 from domain.evaluation import PolicyDefaults, QualityPolicy, price_key
 from domain.llm import ModelSpec
@@ -104,6 +105,7 @@ class ModelRow:
     name: str
     litellm_model: str = ""
     api_base: str | None = None
+    api_key_env: str | None = None
     input_cost_per_million: Decimal | None = None
     output_cost_per_million: Decimal | None = None
     price_source: str = "none"
@@ -539,6 +541,7 @@ class FakeCatalogRepository(_Repository):
 
     def spec_of(self, row: ModelRow) -> ModelSpec:
         return ModelSpec(name=row.name, litellm_model=row.litellm_model, api_base=row.api_base,
+                         api_key_env=row.api_key_env,
                          input_cost_per_million=row.input_cost_per_million,
                          output_cost_per_million=row.output_cost_per_million,
                          context_window=row.context_window,
@@ -1309,6 +1312,8 @@ class FakeSettings:
     strategy_sample_sources: int = 2
     run_failed_chunk_share: float = 0.5
     answer_retention_days: int = 90
+    # development's default (domain/api_bases.py): loopback and private ranges
+    api_base_allow_list: tuple[str, ...] = DEVELOPMENT_ALLOW_LIST
 
 
 _SETTING_NAMES = frozenset(f.name for f in fields(FakeSettings))

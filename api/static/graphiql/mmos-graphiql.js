@@ -7,6 +7,12 @@
 
   var config = JSON.parse(document.getElementById("graphiql-config").textContent);
 
+  // The page's CSP allows inline styles by nonce only; GraphiQL's dialogs inject a <style>
+  // (react-remove-scroll-bar) that takes its nonce from this global.
+  if (config.styleNonce) {
+    window.__webpack_nonce__ = config.styleNonce;
+  }
+
   // Same origin as the page: http -> ws, https -> wss, so TLS termination keeps working.
   function subscriptionUrlFor(endpoint) {
     var url = new URL(endpoint, window.location.href);
