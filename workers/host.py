@@ -130,8 +130,9 @@ async def sweep_once(runtime: Any) -> dict[str, int]:
                         ctx, "failed", "the worker stopped responding on every attempt")
         unsent = await uow.jobs.unsent(older_than_seconds=max(60.0, settings.job_lease_seconds))
         uow.dispatch(unsent)
-        # Raw answers past their retention (MMOS_ANSWER_RETENTION_DAYS), a bounded batch a
-        # sweep so one sweep never holds its transaction long.
+    # Raw answers past their retention (MMOS_ANSWER_RETENTION_DAYS): a bounded batch per sweep,
+    # in a transaction of its own so the recovery above never waits on it.
+    async with runtime.uow() as uow:
         expired = await uow.answers.sweep(settings.answer_retention_days)
     return {"requeued_or_failed": len(dead), "released": released, "resumed": len(resumed),
             "resent": len(unsent), "answers_expired": expired}

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from db.processing import ProcessingRepository
 from db.tables import ModelRow, SourceRow
@@ -99,6 +100,12 @@ async def new_batch(runtime: Any, bus: Any, runs: int = 1) -> Log:
         created = await ProcessingRepository(session).create_batch(
             group_id=str(uuid.uuid4()), model=model, sources=sources, strategy=None,
             config={}, budget_usd=None, max_attempts=3)
+        # The events are this test's to write: no worker may claim the batch's jobs (a
+        # wake-up left over from an earlier test claims the most urgent job, whichever it is,
+        # and its run would add STARTED … BATCH_DONE events of its own).
+        await session.execute(sa.text(
+            "UPDATE processing_queue SET status = 'cancelled' WHERE id = ANY(:ids)"),
+            {"ids": created.job_ids})
         events = list(session.info["mmos_events"])
     await bus.publish_committed(events)
     return Log(runtime, bus, created.batch_id, created.run_ids)

@@ -40,13 +40,24 @@ async def reset_database(runtime: Any) -> None:
     import sqlalchemy as sa
     from sqlmodel import SQLModel
 
+    from db.engine import sqlstate_of
+
     tables = [t.name for t in SQLModel.metadata.sorted_tables if t.name not in KEEP_TABLES]
-    async with runtime.engine.begin() as connection:
-        await connection.execute(sa.text(
-            "TRUNCATE " + ", ".join(tables) + " RESTART IDENTITY CASCADE"))
-        await connection.execute(sa.text(
-            "INSERT INTO fragment_code_counters (category_code, last_value) "
-            "SELECT unnest(ARRAY['BIO','COG','COM','BEH','VAL','SOC','EMO','META','GEN']), 0"))
+    for attempt in range(5):
+        try:
+            async with runtime.engine.begin() as connection:
+                await connection.execute(sa.text(
+                    "TRUNCATE " + ", ".join(tables) + " RESTART IDENTITY CASCADE"))
+                await connection.execute(sa.text(
+                    "INSERT INTO fragment_code_counters (category_code, last_value) "
+                    "SELECT unnest(ARRAY['BIO','COG','COM','BEH','VAL','SOC','EMO','META',"
+                    "'GEN']), 0"))
+            break
+        except sa.exc.DBAPIError as exc:
+            # The in-process workers' sweeper may hold a table the TRUNCATE needs next while
+            # waiting for one it holds: PostgreSQL breaks the tie; take the locks again.
+            if sqlstate_of(exc) != "40P01" or attempt == 4:
+                raise
     from api.container import start_up
 
     await start_up(runtime)
