@@ -5,6 +5,7 @@ LiteLLM is imported lazily (it is slow and heavy to import): the API process nev
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import time
@@ -253,6 +254,16 @@ class LiteLLMClient:
             kwargs["response_format"] = response_format
         return kwargs
 
+    async def aclose(self) -> None:
+        """Close the custom-base clients opened on the running loop (their connections)."""
+        import asyncio
+
+        loop = id(asyncio.get_running_loop())
+        for slot in [slot for slot in self._clients if slot[0] == loop]:
+            client = self._clients.pop(slot)
+            with contextlib.suppress(Exception):
+                await client.close()
+
     def _custom_client(self, base: str, key: str, timeout_s: float) -> Any:
         """An OpenAI SDK client for a custom base: no SDK retries, no redirects followed (the
         key must not travel to wherever a base points next). One per event loop, base and
@@ -265,9 +276,16 @@ class LiteLLMClient:
         slot = (id(asyncio.get_running_loop()), base, key)
         client = self._clients.get(slot)
         if client is None:
+            # LiteLLM's own transport (aiohttp unless configured otherwise: far faster than
+            # httpx's), under an httpx client that follows no redirect. The transport never
+            # follows one itself.
+            from litellm.llms.custom_httpx.http_handler import AsyncHTTPHandler
+
+            transport = AsyncHTTPHandler.create_async_transport()
             client = openai.AsyncOpenAI(
                 api_key=key, base_url=base, max_retries=0, timeout=timeout_s,
-                http_client=httpx.AsyncClient(follow_redirects=False, timeout=timeout_s))
+                http_client=httpx.AsyncClient(transport=transport, follow_redirects=False,
+                                              timeout=timeout_s))
             self._clients[slot] = client
         return client
 

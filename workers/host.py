@@ -69,6 +69,10 @@ class WorkerHost:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        closing = getattr(self.pipeline.client if self.pipeline else None, "aclose", None)
+        if closing is not None:
+            with contextlib.suppress(Exception):
+                await closing()
         if self.runtime is not None:
             with contextlib.suppress(Exception):
                 async with self.runtime.uow() as uow:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from email.utils import format_datetime
@@ -49,8 +49,10 @@ def provider(running_provider: FakeProvider) -> FakeProvider:
 
 
 @pytest.fixture
-def client() -> LiteLLMClient:
-    return LiteLLMClient()
+async def client() -> AsyncIterator[LiteLLMClient]:
+    gateway = LiteLLMClient()
+    yield gateway
+    await gateway.aclose()  # the custom bases' connections
 
 
 def spec(
