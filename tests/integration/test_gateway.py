@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from email.utils import format_datetime
@@ -36,16 +36,7 @@ BUNDLED = "openai/gpt-4o-mini"
 SERVED = "gpt-4o-mini"
 
 
-@pytest.fixture(scope="module")
-def running_provider() -> Iterator[FakeProvider]:
-    with FakeProvider() as provider:
-        yield provider
-
-
-@pytest.fixture
-def provider(running_provider: FakeProvider) -> FakeProvider:
-    running_provider.reset()
-    return running_provider
+# `provider` (the session's fake provider, reset for each test) is in tests/conftest.py.
 
 
 @pytest.fixture
