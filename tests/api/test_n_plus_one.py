@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import event
 
 from db.tables import FragmentTagRow, RelationshipRow, TagRow, VerificationEventRow
+from tests.support.database import counted_statements
 from tests.support.graph_data import seed_source
 
 NESTED = """
@@ -39,19 +37,6 @@ query Nested($n: Int!) {
 """
 
 
-@contextmanager
-def counted_statements(runtime: Any) -> Iterator[list[str]]:
-    """Every SQL statement sent through the runtime's engine while the block runs."""
-    statements: list[str] = []
-
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        statements.append(statement)
-
-    event.listen(runtime.engine.sync_engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(runtime.engine.sync_engine, "before_cursor_execute", record)
 
 
 async def _graph(runtime: Any, sources: int, per_source: int) -> None:

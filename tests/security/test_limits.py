@@ -17,12 +17,12 @@ from typing import Any
 import httpx
 import pytest
 from graphql import parse, validate
-from sqlalchemy import event
 
 from api.query_cost import estimate_nodes
 from api.ratelimit import LocalRateLimiter, RedisRateLimiter, build_rate_limiter
 from api.schema import schema
 from db.keys import KeyRepository
+from tests.support.database import counted_statements
 from tests.support.workers import DEFAULT_TEST_REDIS, claimed_redis_database, redis_reachable
 
 # About a million objects: 100 fragments, each with its source's 100 fragments, each with its
@@ -84,19 +84,6 @@ async def post(http: httpx.AsyncClient, query: str, variables: dict[str, Any] | 
                            headers=bearer(key))
 
 
-@contextlib.contextmanager
-def statements(runtime: Any) -> Iterator[list[str]]:
-    """Every SQL statement the runtime's engine executes inside the block."""
-    seen: list[str] = []
-
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        seen.append(statement)
-
-    event.listen(runtime.engine.sync_engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(runtime.engine.sync_engine, "before_cursor_execute", record)
 
 
 def estimate(query: str, variables: dict[str, Any] | None = None, **options: Any) -> int:
@@ -204,13 +191,13 @@ async def test_a_query_of_about_a_million_nodes_is_refused_before_it_runs(db: An
     # Given: the default limit, and the proof that this query does reach the database
     assert settings.max_query_nodes == 200_000
     async with serving(db, settings, max_query_nodes=2_000_000) as roomy:
-        with statements(db) as ran:
+        with counted_statements(db) as ran:
             allowed = await post(roomy, MILLION)
         assert allowed.status_code == 200 and "errors" not in allowed.json(), allowed.text
         assert ran, "the query should read the database when it is allowed to run"
     async with serving(db, settings) as http:
         # When
-        with statements(db) as ran:
+        with counted_statements(db) as ran:
             refused = await post(http, MILLION)
         # Then: no statement at all, and an error giving the estimate and the limit
         assert ran == []
@@ -261,7 +248,7 @@ async def test_the_estimate_counts_fragments_inline_fragments_and_variables(
     assert estimate(HIDDEN, {"outer": 100}) == MILLION_NODES
     assert estimate(HIDDEN, {"outer": 1}) == 1 + 4 + 4 * 100 + 2 * 100 * 50
     async with serving(db, settings) as http:
-        with statements(db) as ran:
+        with counted_statements(db) as ran:
             refused = await post(http, HIDDEN, {"outer": 100})
         allowed = await post(http, HIDDEN, {"outer": 1})
     # Then
@@ -308,7 +295,7 @@ async def test_a_document_too_intricate_to_weigh_is_refused(
     query = ("{ sources(first: 1) { edges { node { fragments(first: 1) { edges { node { id } } } } "
              "} } }")
     async with serving(db, settings) as http:
-        with statements(db) as ran:
+        with counted_statements(db) as ran:
             refused = await post(http, query)
         allowed = await post(http, "{ sources(first: 1) { totalCount } }")
     # Then

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlparse
 
@@ -61,3 +63,20 @@ async def reset_database(runtime: Any) -> None:
     from api.container import start_up
 
     await start_up(runtime)
+
+
+@contextlib.contextmanager
+def counted_statements(runtime: Any) -> Iterator[list[str]]:
+    """Every SQL statement sent through the runtime's engine while the block runs."""
+    from sqlalchemy import event
+
+    statements: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(runtime.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(runtime.engine.sync_engine, "before_cursor_execute", record)
