@@ -21,7 +21,7 @@ ROLE_RANK = {"viewer": 1, "editor": 2, "operator": 3}
 EDITOR_MUTATIONS = frozenset({
     "createSource", "updateSource", "deleteSource", "importSources",
     "tagFragments", "untagFragments", "relateFragments", "unrelateFragments",
-    "verifyFragment", "reviewFragments",
+    "verifyFragment", "reviewFragments", "importReferenceFragments",
 })
 
 

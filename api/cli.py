@@ -1,4 +1,5 @@
-"""The `mmos` command: serve, worker, db upgrade, export-schema, demo."""
+"""The `mmos` command: serve, worker, db upgrade, keys, import-reference, export-schema,
+demo."""
 
 from __future__ import annotations
 
@@ -187,6 +188,83 @@ async def _keys(settings: Settings, url: str, args: argparse.Namespace) -> int:
     return 0
 
 
+REFERENCE_EXTENSIONS = {".yaml": "mmos_yaml", ".yml": "mmos_yaml", ".md": "mmos_yaml",
+                        ".markdown": "mmos_yaml", ".jsonl": "jsonl"}
+
+
+def cmd_import_reference(args: argparse.Namespace) -> int:
+    """Import files of reference fragments (MMOS YAML or JSONL) for one source."""
+    settings = get_settings()
+    url = _database_url(settings)
+    return asyncio.run(_import_reference(settings, url, args))
+
+
+def _default_reviewer() -> str:
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
+async def _import_reference(settings: Settings, url: str, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from api.container import cli_container
+    from domain.errors import DomainError, InvalidInput
+    from domain.services import reference, sources
+
+    container = await cli_container(settings, url)
+    failed = False
+    try:
+        try:
+            source = await sources.source_by_code(container.ports, args.source_code)
+        except DomainError as exc:
+            print(f"mmos import-reference: {exc.message}", file=sys.stderr)
+            return 2
+        for name in args.files:
+            path = Path(name)
+            fmt = args.format or REFERENCE_EXTENSIONS.get(path.suffix.lower())
+            try:
+                if fmt is None:
+                    raise InvalidInput.single(("format",), "cannot be told from the file "
+                                                           "name; give --format")
+                data = (await asyncio.to_thread(path.read_bytes)).decode("utf-8-sig")
+                result = await reference.import_reference_fragments(
+                    container.ports, source.id, fmt, data,
+                    args.reviewer or _default_reviewer(), path.name, prefix=())
+            except (OSError, UnicodeDecodeError) as exc:
+                print(f"{name}: cannot be read: {exc}", file=sys.stderr)
+                failed = True
+                continue
+            except DomainError as exc:
+                issues = getattr(exc, "issues", None) or []
+                print(f"{name}: refused, nothing written: {exc.message if not issues else ''}",
+                      file=sys.stderr)
+                for issue in issues:
+                    print(f"  {'.'.join(issue.path)}: {issue.message}", file=sys.stderr)
+                failed = True
+                continue
+            _print_import(name, result)
+    finally:
+        await container.close()
+    return 1 if failed else 0
+
+
+def _print_import(name: str, result: object) -> None:
+    from domain.services.reference import ImportResult
+
+    assert isinstance(result, ImportResult)
+    print(f"{name}: {len(result.grounded)} grounded, {len(result.ungrounded)} ungrounded; "
+          f"{result.created} created, {result.updated} updated, {result.unchanged} unchanged")
+    for item in result.ungrounded:
+        where = (f"closest {item.closest_start}-{item.closest_end} (score {item.score:.0f}): "
+                 f"{(item.closest_text or '')[:80]!r}" if item.closest_start is not None
+                 else "nothing close")
+        print(f"  ungrounded {item.external_id} (line {item.line}): {where}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mmos", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -216,6 +294,16 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("key")
     key_commands.add_parser("list", help="list keys (never their secrets)")
     keys.set_defaults(func=cmd_keys)
+
+    imports = commands.add_parser(
+        "import-reference", help="import reference fragments (MMOS YAML, Markdown or JSONL)")
+    imports.add_argument("source_code", metavar="SOURCE_CODE")
+    imports.add_argument("files", metavar="FILE", nargs="+")
+    imports.add_argument("--reviewer", default=None,
+                         help="who vouches for the fragments (default: cli:<login name>)")
+    imports.add_argument("--format", choices=["mmos_yaml", "jsonl"], default=None,
+                         help="default: from the extension (.yaml/.yml/.md, .jsonl)")
+    imports.set_defaults(func=cmd_import_reference)
 
     demo = commands.add_parser("demo", help="compare the offline models on sample interviews")
     demo.set_defaults(func=cmd_demo)

@@ -47,6 +47,7 @@ async def _summary(runtime: Container, batch_ids: list[int]) -> list[Any]:
 
 async def _print_reports(runtime: Container, source_ids: list[int], console: Console) -> None:
     """The optimization report of each sample: measured quality, interval, cost, advice."""
+    from domain.quality import format_score
     from domain.services.reports import optimization_report
 
     for source_id in source_ids:
@@ -62,13 +63,17 @@ async def _print_reports(runtime: Container, source_ids: list[int], console: Con
         table = Table(title=f"Optimization report: {report.source.source_code} "
                             f"(reference: {reference.kind}"
                             f"{' ' + reference.model if reference.model else ''})")
-        for column in ("model", "quality", "90% interval", "grounded", "MIU", "F1",
-                       "USD/fragment"):
+        for column in ("model", "quality", "90% interval", "vs reference", "grounded", "MIU",
+                       "F1", "USD/fragment"):
             table.add_column(column, justify="left" if column == "model" else "right")
         for entry in report.comparison.entries:
+            versus = entry.vs_reference
             table.add_row(
-                entry.model + (" (provisional)" if entry.provisional else ""),
-                f"{entry.quality_score:.2f}", f"{entry.quality_low:.2f}-{entry.quality_high:.2f}",
+                entry.model + (" (reference)" if entry.is_reference
+                               else " (provisional)" if entry.provisional else ""),
+                format_score(entry.quality_score),
+                f"{format_score(entry.quality_low)}-{format_score(entry.quality_high)}",
+                "-" if versus is None or entry.is_reference else versus.describe(),
                 f"{entry.grounded_rate:.0%}", f"{entry.miu_rate:.0%}",
                 "-" if entry.f1 is None else f"{entry.f1:.2f}",
                 "-" if entry.cost_per_fragment is None else f"{entry.cost_per_fragment:.6f}")

@@ -1,10 +1,10 @@
 """REST compatibility with the original MMOS README: thin adapters over the same use cases.
 
-`POST /sources`, `POST /process/multi-model`, `GET /reports/optimization/{source_id}` and
-`GET /reports/savings`. Bodies use the original snake_case names; validation and errors are
-the GraphQL mutations' own, rendered as JSON with field paths:
-`{"error": {"type", "message", "fields": [{"path", "field", "message"}]}}` with 400 (not
-JSON), 415 (a body not sent as `application/json`), 401/403 (keys), 404, 409, 422 or 429
+`POST /sources`, `POST /sources/{source_id}/reference`, `POST /process/multi-model`,
+`GET /reports/optimization/{source_id}` and `GET /reports/savings`. Bodies use the original
+snake_case names; validation and errors are the GraphQL mutations' own, rendered as JSON with
+field paths: `{"error": {"type", "message", "fields": [{"path", "field", "message"}]}}` with
+400 (not JSON), 415 (a body not sent as `application/json`), 401/403 (keys), 404, 409, 422 or 429
 (over the key's rate limit, with Retry-After) — never a 500 for anything a client sent.
 """
 
@@ -36,7 +36,8 @@ from domain.errors import (
 )
 from domain.optimizer import Candidate
 from domain.performance import PerformanceRecord
-from domain.services import processing, reports, sources
+from domain.quality import PairedDelta
+from domain.services import processing, reference, reports, sources
 from domain.sources import is_valid_unicode
 
 log = logging.getLogger("mmos.rest")
@@ -123,7 +124,21 @@ def _entry(r: PerformanceRecord) -> dict[str, Any]:
             "mean_relevance": r.mean_relevance, "fragment_count": r.fragment_count,
             "grounded_fragment_count": r.grounded_fragment_count,
             "cost_usd": _money(r.cost_usd), "cost_per_fragment": _money(r.cost_per_fragment),
-            "cost_per_1k_chars": _money(r.cost_per_1k_chars), "latency_ms": r.latency_ms}
+            "cost_per_1k_chars": _money(r.cost_per_1k_chars), "latency_ms": r.latency_ms,
+            "is_reference": r.is_reference,
+            "vs_reference": _paired(r.vs_reference),
+            "span_metrics": r.span_metrics or None}
+
+
+def _paired(d: PairedDelta | None) -> dict[str, Any] | None:
+    if d is None:
+        return None
+    return {"reference_model": d.baseline_model, "reference_run_id": d.baseline_run_id,
+            "reference_quality": d.baseline_score, "quality_delta": d.delta, "low": d.low,
+            "high": d.high, "quality_delta_pct": d.pct, "low_pct": d.pct_low,
+            "high_pct": d.pct_high, "significant": d.significant, "verdict": d.verdict,
+            "margin": d.margin, "chunks": d.chunks, "sources": d.sources,
+            "chunks_needed": d.chunks_needed, "summary": d.claim()}
 
 
 def _candidate(c: Candidate) -> dict[str, Any]:
@@ -131,7 +146,8 @@ def _candidate(c: Candidate) -> dict[str, Any]:
             "quality_high": c.quality_high, "provisional": c.provisional,
             "cost_usd": _money(c.cost_usd), "cost_per_fragment": _money(c.cost_per_fragment),
             "cost_per_1k_chars": _money(c.cost_per_1k_chars),
-            "grounded_fragment_count": c.grounded_fragments, "samples": c.samples}
+            "grounded_fragment_count": c.grounded_fragments, "samples": c.samples,
+            "vs_reference": _paired(c.paired)}
 
 
 def sweet_spot_json(s: reports.SweetSpotReport) -> dict[str, Any]:
@@ -153,6 +169,8 @@ def savings_json(line: reports.SavingsLine) -> dict[str, Any]:
             "original_quality": line.reference.quality if line.reference else None,
             "optimized_quality": row.optimized_quality if row else None,
             "quality_change_pct": row.quality_change_pct if row else None,
+            "quality_change": row.quality_change_text if row else None,
+            "vs_reference": _paired(row.paired) if row else None,
             "cost_saving_pct": _money(row.cost_saving_pct) if row else None,
             "spend_saving_pct": _money(row.spend_saving_pct) if row else None,
             "samples": row.samples if row else (line.reference.samples if line.reference
@@ -164,7 +182,8 @@ def report_json(report: reports.OptimizationReport) -> dict[str, Any]:
     """The optimization report of one source as JSON."""
     c = report.comparison
     return {"source": source_json(report.source),
-            "reference": {"kind": c.reference.kind, "model": c.reference.model},
+            "reference": {"kind": c.reference.kind, "model": c.reference.model,
+                          "run_id": c.reference.run_id},
             "pending_runs": c.pending_runs,
             "comparison": [_entry(r) for r in c.entries],
             "sweet_spot": sweet_spot_json(report.sweet_spot),
@@ -389,10 +408,62 @@ async def savings(request: Request) -> Response:
                          "table": reports.savings_table(lines)})
 
 
+REFERENCE_FIELDS = ("format", "data", "reviewer", "file_name")
+
+
+def reference_json(result: reference.ImportResult) -> dict[str, Any]:
+    """An import's outcome as the REST route returns it."""
+    return {
+        "source_id": result.source_id,
+        "created": result.created, "updated": result.updated, "unchanged": result.unchanged,
+        "grounded_count": len(result.grounded), "ungrounded_count": len(result.ungrounded),
+        "grounded": [{"id": row.id, "global_id": to_global("ReferenceFragment", row.id or 0),
+                      "external_id": row.external_id, "char_start": row.char_start,
+                      "char_end": row.char_end, "grounding": row.grounding,
+                      "grounding_score": row.grounding_score, "category": row.category,
+                      "fragment_type": row.fragment_type,
+                      "verification_status": row.verification_status}
+                     for row in result.grounded],
+        "ungrounded": [{"external_id": item.external_id, "content": item.content,
+                        "closest_start": item.closest_start, "closest_end": item.closest_end,
+                        "closest_text": item.closest_text, "score": item.score,
+                        "line": item.line} for item in result.ungrounded],
+    }
+
+
+async def import_reference(request: Request) -> Response:
+    """`POST /sources/{source_id}/reference`: the importReferenceFragments mutation."""
+    if (denied := await _allow(request, "editor")) is not None:
+        return denied
+    runtime = _runtime(request)
+    try:
+        source_id = parse_id(request.path_params["source_id"], "Source", ("source_id",))
+        body = await _body(request)
+        if "fileName" in body and "file_name" not in body:
+            body["file_name"] = body.pop("fileName")
+        issues = [FieldIssue((str(name)[:64],), "is not a field of this request; use "
+                                                f"{', '.join(REFERENCE_FIELDS)}")
+                  for name in sorted(set(body) - set(REFERENCE_FIELDS))]
+        issues += [FieldIssue((name,), "is required") for name in ("format", "data", "reviewer")
+                   if body.get(name) is None]
+        issues += [FieldIssue((name,), "must be a string") for name in REFERENCE_FIELDS
+                   if body.get(name) is not None and not isinstance(body[name], str)]
+        if issues:
+            raise InvalidInput(issues)
+        result = await reference.import_reference_fragments(
+            runtime.ports, source_id, body["format"], body["data"], body["reviewer"],
+            body.get("file_name"), prefix=())
+        return JSONResponse(reference_json(result), status_code=201)
+    except (DomainError, BadRequest) as exc:
+        return error_response(exc)
+
+
 def rest_routes() -> list[BaseRoute]:
     """The REST compatibility routes, to mount next to /graphql."""
     return [
         Route("/sources", json_bodies_only(create_source), methods=["POST"]),
+        Route("/sources/{source_id}/reference", json_bodies_only(import_reference),
+              methods=["POST"]),
         Route("/process/multi-model", json_bodies_only(process_multi_model), methods=["POST"]),
         Route("/reports/optimization/{source_id}", json_bodies_only(optimization_report),
               methods=["GET"]),

@@ -28,7 +28,9 @@ from api.metrics import OperationMetrics
 from api.mutations.graph import GraphMutations
 from api.mutations.optimization import OptimizationMutations
 from api.mutations.processing import ProcessingMutations
+from api.mutations.reference import ReferenceMutations
 from api.mutations.sources import SourceMutations
+from api.queries.calibration import CalibrationQueries
 from api.queries.graph import GraphQueries
 from api.queries.optimization import OptimizationQueries
 from api.queries.processing import ProcessingQueries
@@ -48,14 +50,15 @@ def _root_types() -> tuple[type, type]:
     # Relay node fields are bound to one schema when it is built: each schema gets new roots.
     @strawberry.type
     class Query(SourceQueries, ProcessingQueries, QueueQueries, GraphQueries,
-                OptimizationQueries):
+                OptimizationQueries, CalibrationQueries):
         node: relay.Node | None = relay.node(description="Any object by its global ID.")
         nodes: list[relay.Node | None] = relay.node(
             description="Objects by global IDs, in order."
         )
 
     @strawberry.type
-    class Mutation(SourceMutations, ProcessingMutations, GraphMutations, OptimizationMutations):
+    class Mutation(SourceMutations, ProcessingMutations, GraphMutations, OptimizationMutations,
+                   ReferenceMutations):
         pass
 
     return Query, Mutation

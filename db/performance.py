@@ -40,7 +40,7 @@ from domain.evaluation import (
 from domain.model import FINISHED_RUN, Span
 from domain.optimizer import Candidate, failed_sample, pool_candidates
 from domain.performance import PerformanceRecord, latest_of_each_model  # noqa: F401  (re-exported)
-from domain.quality import QualityWeights, ScoredFragment
+from domain.quality import PairedDelta, QualityWeights, ScoredFragment
 
 log = logging.getLogger("mmos.quality")
 
@@ -55,7 +55,9 @@ SELECT mp.run_id, mp.batch_id, mp.source_id, s.source_type, s.char_count AS sour
        mp.precision, mp.recall, mp.f1, mp.coverage, mp.mean_relevance, mp.fragment_count,
        mp.grounded_fragment_count, mp.cost_usd, mp.cost_per_fragment, mp.cost_per_1k_chars,
        mp.latency_ms, r.metrics, r.completed_at AS finished_at, r.repair_calls,
-       r.repair_cost_usd, r.answers_read, r.answers_strict, r.chunks_failed
+       r.repair_cost_usd, r.answers_read, r.answers_strict, r.chunks_failed,
+       mp.is_reference, mp.reference_run_id, mp.vs_reference, mp.span_metrics,
+       mp.unverified_score, mp.unverified_kind
 FROM model_performance mp
 JOIN source_processing r ON r.id = mp.run_id
      AND r.status IN ('completed', 'completed_with_errors')
@@ -66,6 +68,9 @@ JOIN sources s ON s.id = mp.source_id
 def _record(row: Any) -> PerformanceRecord:
     values = dict(row._mapping)
     values["metrics"] = dict(values.get("metrics") or {})
+    versus = values.get("vs_reference")
+    values["vs_reference"] = PairedDelta.from_json(versus) if versus else None
+    values["span_metrics"] = dict(values.get("span_metrics") or {})
     return PerformanceRecord(**values)
 
 
@@ -133,15 +138,23 @@ class PerformanceRepository:
         run_ids = [r.id for r in runs]
         chunks = await self._chunks(run_ids)
         fragments = await self._fragments(run_ids, chunks)
+        # The human reference: verdicts on run fragments, and imported reference fragments
+        # that were grounded (only those carry a span and are verified).
         verdicts = (await self.session.execute(sa.text("""
-            SELECT DISTINCT verification_status, char_start, char_end FROM fragments
+            SELECT verification_status, char_start, char_end FROM fragments
             WHERE source_id = :s AND char_start IS NOT NULL AND char_end > char_start
               AND grounding <> 'ungrounded'
-              AND verification_status IN ('verified', 'rejected')"""), {"s": source_id})).all()
+              AND verification_status IN ('verified', 'rejected')
+            UNION
+            SELECT verification_status, char_start, char_end FROM reference_fragments
+            WHERE source_id = :s AND char_start IS NOT NULL AND char_end > char_start
+              AND grounding <> 'ungrounded' AND verification_status = 'verified'
+            ORDER BY 2, 3, 1"""), {"s": source_id})).all()
         evidence = SourceEvidence(
             source_id=source_id,
             text_length=len(source.content),
             sentences=tuple(sentence_spans(source.content)),
+            text=source.content,
             verified=tuple(Span(v.char_start, v.char_end) for v in verdicts
                            if v.verification_status == "verified"),
             rejected=tuple(Span(v.char_start, v.char_end) for v in verdicts
@@ -193,6 +206,13 @@ class PerformanceRepository:
         stmt = insert(ModelPerformanceRow).values(rows)
         updated: dict[str, Any] = {c: stmt.excluded[c] for c in rows[0] if c != "run_id"}
         updated["computed_at"] = sa.func.now()
+        # The last score measured before a human reference existed stays once one does: it is
+        # what calibration compares the human-referenced score with.
+        human = stmt.excluded.reference_kind == "verified"
+        updated["unverified_score"] = sa.case(
+            (human, _MP.unverified_score), else_=stmt.excluded.unverified_score)
+        updated["unverified_kind"] = sa.case(
+            (human, _MP.unverified_kind), else_=stmt.excluded.unverified_kind)
         await self.session.execute(stmt.on_conflict_do_update(index_elements=["run_id"],
                                                               set_=updated))
         for m in measurements:
@@ -309,7 +329,7 @@ async def plan_samples(
     rows = (await session.execute(sa.text("""
         SELECT DISTINCT ON (r.model_name, r.source_id) r.model_name, r.source_id, r.status,
                r.cost_usd, s.char_count, mp.quality_score, mp.quality_low, mp.quality_high,
-               mp.provisional, mp.grounded_fragment_count
+               mp.provisional, mp.grounded_fragment_count, mp.vs_reference
         FROM source_processing r
         JOIN processing_batches b ON b.id = r.batch_id
         JOIN sources s ON s.id = r.source_id
@@ -327,9 +347,11 @@ async def plan_samples(
                                                           "waiting_budget"):
             continue
         if row.status in FINISHED_RUN and row.quality_score is not None:
-            samples.append(Candidate(row.model_name, row.quality_score, row.quality_low,
-                                     row.quality_high, row.provisional, Decimal(row.cost_usd),
-                                     row.grounded_fragment_count, row.char_count, 1))
+            samples.append(Candidate(
+                row.model_name, row.quality_score, row.quality_low, row.quality_high,
+                row.provisional, Decimal(row.cost_usd), row.grounded_fragment_count,
+                row.char_count, 1,
+                paired=PairedDelta.from_json(row.vs_reference) if row.vs_reference else None))
         else:
             samples.append(failed_sample(row.model_name, Decimal(row.cost_usd), row.char_count))
     return pool_by_model(samples), {m: frozenset(ids) for m, ids in done.items()}
@@ -378,6 +400,12 @@ def _row_values(m: RunMeasurement, source_id: int, source_type: str,
         "fragment_count": q.fragments, "grounded_fragment_count": q.grounded_fragments,
         "cost_usd": m.cost_usd, "cost_per_fragment": m.cost_per_fragment,
         "cost_per_1k_chars": m.cost_per_1k_chars, "latency_ms": m.latency_ms,
+        "is_reference": m.is_reference, "reference_run_id": m.reference_run_id,
+        "chunk_tallies": [list(row) for row in q.tallies],
+        "vs_reference": m.vs_reference.to_json() if m.vs_reference else None,
+        "span_metrics": m.span_metrics,
+        "unverified_score": None if q.reference_kind == "verified" else q.score,
+        "unverified_kind": None if q.reference_kind == "verified" else q.reference_kind,
     }
 
 

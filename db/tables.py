@@ -308,6 +308,54 @@ class ModelPerformanceRow(SQLModel, table=True):
     cost_per_1k_chars: Decimal | None = Field(default=None, sa_column=_money(nullable=True))
     latency_ms: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
     computed_at: datetime | None = Field(default=None, sa_column=_now_column())
+    is_reference: bool = Field(default=False, sa_column=sa.Column(sa.Boolean, nullable=False, server_default=sa.false()))
+    reference_run_id: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger, nullable=True))
+    chunk_tallies: list[Any] = Field(default_factory=list, sa_column=_jsonb("'[]'::jsonb"))
+    vs_reference: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(pg.JSONB, nullable=True))
+    span_metrics: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(pg.JSONB, nullable=True))
+    unverified_score: float | None = Field(default=None, sa_column=sa.Column(sa.Float, nullable=True))
+    unverified_kind: str | None = Field(default=None, sa_column=sa.Column(sa.String(24), nullable=True))
+
+
+class ReferenceFragmentRow(SQLModel, table=True):
+    """A fragment a team made by hand or with a chat model, imported as reference data."""
+
+    __tablename__ = "reference_fragments"
+    __table_args__ = (
+        sa.UniqueConstraint("source_id", "external_id", name="uq_reference_fragments_id"),
+        sa.CheckConstraint("grounding IN ('exact', 'fuzzy', 'ungrounded')", name="ck_reference_fragments_grounding"),
+        sa.CheckConstraint("verification_status IN ('verified', 'needs_review')", name="ck_reference_fragments_verification"),
+        _check("category", m.Category, "ck_reference_fragments_category"),
+        sa.CheckConstraint("char_start IS NULL OR (char_start >= 0 AND char_end >= char_start)", name="ck_reference_fragments_span"),
+        sa.CheckConstraint("relevance IS NULL OR relevance BETWEEN 1 AND 10", name="ck_reference_fragments_relevance"),
+        sa.Index("ix_reference_fragments_span", "source_id", "char_start"),
+    )
+
+    id: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger, sa.Identity(), primary_key=True))
+    source_id: int = Field(sa_column=sa.Column(sa.BigInteger, sa.ForeignKey("sources.id", ondelete="CASCADE"), nullable=False))
+    external_id: str = Field(sa_column=sa.Column(sa.String(200), nullable=False))
+    content: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    char_start: int | None = Field(default=None, sa_column=sa.Column(sa.Integer))
+    char_end: int | None = Field(default=None, sa_column=sa.Column(sa.Integer))
+    grounding: str = Field(sa_column=sa.Column(sa.String(16), nullable=False))
+    grounding_score: float = Field(default=0.0, sa_column=sa.Column(sa.Float, nullable=False, server_default="0"))
+    closest_start: int | None = Field(default=None, sa_column=sa.Column(sa.Integer))
+    closest_end: int | None = Field(default=None, sa_column=sa.Column(sa.Integer))
+    category: str = Field(sa_column=sa.Column(sa.String(24), nullable=False))
+    fragment_type: str = Field(sa_column=sa.Column(sa.String(24), nullable=False))
+    relevance: int | None = Field(default=None, sa_column=sa.Column(sa.SmallInteger, nullable=True))
+    context: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
+    insight: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
+    tags: list[str] = Field(default_factory=list, sa_column=_jsonb("'[]'::jsonb"))
+    location: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
+    source_label: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
+    metadata_: dict[str, Any] = Field(default_factory=dict, sa_column=sa.Column("metadata", pg.JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")))
+    raw_record: dict[str, Any] = Field(default_factory=dict, sa_column=_jsonb())
+    verification_status: str = Field(sa_column=sa.Column(sa.String(16), nullable=False))
+    reviewer: str = Field(sa_column=sa.Column(sa.String(200), nullable=False))
+    provenance_file: str | None = Field(default=None, sa_column=sa.Column(sa.String(500)))
+    imported_at: datetime | None = Field(default=None, sa_column=_now_column())
+    updated_at: datetime | None = Field(default=None, sa_column=_now_column())
 
 
 class JobRow(SQLModel, table=True):

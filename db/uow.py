@@ -15,12 +15,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 
 from db.answers import AnswerRepository
 from db.budget import BudgetLedger
+from db.calibration import CalibrationRepository
 from db.catalog import ModelRepository
 from db.graph import GraphRepository
 from db.jobs import JobQueue
 from db.keys import KeyRepository
 from db.performance import PerformanceRepository
 from db.processing import ProcessingRepository
+from db.reference import ReferenceRepository
 from db.retry import retry_conflicts
 from db.settings_store import SettingsStore
 from db.sources import SourceRepository
@@ -121,12 +123,20 @@ class SqlUnitOfWork:
         return GraphRepository(self.session)
 
     @cached_property
+    def reference(self) -> ReferenceRepository:
+        return ReferenceRepository(self.session)
+
+    @cached_property
     def settings_store(self) -> SettingsStore:
         return SettingsStore(self.session)
 
     @cached_property
     def keys(self) -> KeyRepository:
         return KeyRepository(self.session)
+
+    @cached_property
+    def calibration(self) -> CalibrationRepository:
+        return CalibrationRepository(self.session)
 
 
 class SqlUnitOfWorkFactory:

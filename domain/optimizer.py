@@ -8,11 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from decimal import ROUND_FLOOR, Decimal
+from decimal import Decimal
 from types import MappingProxyType
 from typing import Literal
 
-from domain.quality import bootstrap_interval
+from domain.quality import (
+    PairedDelta,
+    bootstrap_interval,
+    format_score,
+    pooled_delta,
+    round_score,
+)
 
 OTHERS = "others"  # the key whose threshold applies to every source type not listed
 DEFAULT_THRESHOLDS: Mapping[str, float] = MappingProxyType(
@@ -35,6 +41,9 @@ class Candidate:
     grounded_fragments: int
     source_chars: int
     samples: int
+    # Quality against the reference model's runs on the same sources, chunk by chunk (None
+    # when the reference model did not run where this model did).
+    paired: PairedDelta | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.cost_usd, Decimal):
@@ -106,7 +115,8 @@ def _best_available(cands: Iterable[Candidate]) -> Candidate:
 
 
 def _meets(value: float, c: Candidate, threshold: float) -> bool:
-    return c.yields and value >= threshold
+    # Judged on the score as shown (rounded once), so the text never contradicts the choice.
+    return c.yields and round_score(value) >= threshold
 
 
 def _unique_models(names: Iterable[str]) -> None:
@@ -121,9 +131,21 @@ def _unique_models(names: Iterable[str]) -> None:
 
 
 def _q(value: float) -> str:
-    # Floor to two decimals so a failing score never prints as the threshold it missed.
-    text = f"{Decimal(repr(value)).quantize(_CENT_OF_PERCENT, rounding=ROUND_FLOOR):f}"
-    return text.rstrip("0").rstrip(".") if "." in text else text
+    # Scores are rounded once when measured (domain.quality.round_score) and compared with the
+    # threshold as rounded, so printing that value can never contradict the comparison.
+    return format_score(value)
+
+
+def _paired_vs(c: Candidate, reference_model: str | None) -> PairedDelta | None:
+    """The candidate's paired difference against this reference model, if it was measured."""
+    if c.paired is None or reference_model is None or c.model == reference_model:
+        return None
+    return c.paired if c.paired.baseline_model == reference_model else None
+
+
+def _t(threshold: float) -> str:
+    # A threshold as the operator set it (8.5, not 8.50): it is a setting, not a measurement.
+    return f"{threshold:g}"
 
 
 def _money(value: Decimal | None) -> str:
@@ -197,6 +219,9 @@ def sweet_spot(
         return SweetSpot(best.model, False, reason, frontier, None, best)
     pick = min(fits, key=_cheapest_key)
     reason = _fit_reason(pick, threshold, budget_per_fragment, scope)
+    paired = _paired_vs(pick, reference_model)
+    if paired is not None:
+        reason += f"; quality {paired.describe()} against the reference, {paired.claim()}"
     return SweetSpot(
         pick.model, True, reason, frontier, _savings_vs(pick, cands, reference_model), pick
     )
@@ -218,9 +243,10 @@ def _savings_vs(
 
 def _fit_reason(pick: Candidate, threshold: float, limit: Decimal | None, scope: str) -> str:
     within = f" within {_money(limit)} per grounded fragment" if limit is not None else ""
-    caveat = " (provisional: measured without a reference)" if pick.provisional else ""
+    caveat = (" (provisional: measured without an independent reference)"
+              if pick.provisional else "")
     return (
-        f"{pick.model} is the cheapest model reaching quality {_q(threshold)}{scope}{within}: "
+        f"{pick.model} is the cheapest model reaching quality {_t(threshold)}{scope}{within}: "
         f"{_q(pick.quality)} (interval {_q(pick.quality_low)}-{_q(pick.quality_high)}) at "
         f"{_money(pick.cost_per_fragment)} per grounded fragment{caveat}"
     )
@@ -238,13 +264,13 @@ def _no_fit_reason(
     if reaching:  # they reach the bar, so the cost limit is what excludes them
         cheapest = min(reaching, key=_cheapest_key)
         head = (
-            f"every model reaching quality {_q(threshold)}{scope} costs more than "
+            f"every model reaching quality {_t(threshold)}{scope} costs more than "
             f"{_money(limit)} per grounded fragment (cheapest is {cheapest.model} at "
             f"{_money(cheapest.cost_per_fragment)})"
         )
     else:
         which = "no model with grounded fragments" if barren else "no model"
-        head = f"{which} reaches quality {_q(threshold)}{scope}"
+        head = f"{which} reaches quality {_t(threshold)}{scope}"
     text = f"{head}; best is {best.model} at {_q(best.quality)}"
     if barren:
         text += f"; {', '.join(barren)} produced no grounded fragments and cannot qualify"
@@ -269,9 +295,9 @@ class Decision:
 def _verdict(c: Candidate, value: float, label: str, threshold: float) -> str:
     if not c.yields:
         return f"{c.model} produced no grounded fragments"
-    sign = ">=" if value >= threshold else "<"
-    caveat = " (provisional: measured without a reference)" if c.provisional else ""
-    return f"{c.model} {label} {_q(value)} {sign} {_q(threshold)}{caveat}"
+    sign = ">=" if round_score(value) >= threshold else "<"
+    caveat = " (provisional: measured without an independent reference)" if c.provisional else ""
+    return f"{c.model} {label} {_q(value)} {sign} {_t(threshold)}{caveat}"
 
 
 def progressive_next(
@@ -297,7 +323,7 @@ def progressive_next(
             return Decision(name, "use", (), tuple(notes))
     best = _best_available(measured[n] for n in candidates_by_cost)
     notes.append(
-        f"no candidate reaches {_q(threshold)}; fall back to the best measured, "
+        f"no candidate reaches {_t(threshold)}; fall back to the best measured, "
         f"{best.model} at {_q(best.quality)}"
     )
     return Decision(best.model, "fallback_best", (), tuple(notes))
@@ -330,12 +356,12 @@ def aggressive_choice(
         why = (
             "no history for this source type"
             if not history
-            else f"no model in history reached {_q(threshold)} even at its upper bound"
+            else f"no model in history reached {_t(threshold)} even at its upper bound"
         )
         return Decision(None, "test", untested, (f"{why}: test {', '.join(untested)}",))
     best = _best_available(history)
     note = (
-        f"no model in history reached {_q(threshold)} even at its upper bound and none is left "
+        f"no model in history reached {_t(threshold)} even at its upper bound and none is left "
         f"to test; fall back to the best, {best.model} at {_q(best.quality)}"
     )
     return Decision(best.model, "fallback_best", (), (note,))
@@ -356,14 +382,31 @@ def conservative_choice(
     if missing:
         note = f"conservative measures every candidate first; missing: {', '.join(missing)}"
         return Decision(None, "test", missing, (note,))
-    notes = [_verdict(measured[m], measured[m].quality_low, "lower bound", threshold) for m in pool]
-    met = [measured[m] for m in pool if _meets(measured[m].quality_low, measured[m], threshold)]
+    reference = measured[reference_model]
+    bounds = {m: conservative_bound(measured[m], reference) for m in pool}
+    notes = [_verdict(measured[m], bounds[m][0], bounds[m][1], threshold) for m in pool]
+    met = [measured[m] for m in pool if _meets(bounds[m][0], measured[m], threshold)]
     if met:
         pick = min(met, key=_cheapest_key)
         notes.append(f"use {pick.model}, the cheapest whose lower bound meets the bar")
         return Decision(pick.model, "use", (), tuple(notes))
-    notes.append(f"no lower bound reaches {_q(threshold)}; use the reference model")
+    notes.append(f"no lower bound reaches {_t(threshold)}; use the reference model")
     return Decision(reference_model, "fallback_reference", (), tuple(notes))
+
+
+def conservative_bound(c: Candidate, reference: Candidate) -> tuple[float, str]:
+    """The lower bound conservative judges a candidate by, with its label.
+
+    Measured on the same chunks as the reference model's runs, it is the reference's quality
+    plus the paired difference's lower bound: pairing cancels what the chunks share, so the
+    bound is as tight as the evidence allows. Without a pairing, the candidate's own lower
+    bound. The reference model itself is judged by its own lower bound.
+    """
+    paired = _paired_vs(c, reference.model)
+    if paired is None:
+        return c.quality_low, "lower bound"
+    bound = max(0.0, min(10.0, reference.quality + paired.low))
+    return float(format_score(bound)), "paired lower bound"
 
 
 # --- savings ------------------------------------------------------------------------------------
@@ -389,6 +432,16 @@ class SavingsRow:
     samples: int
     interval: tuple[float, float]
     reference_interval: tuple[float, float]
+    paired: PairedDelta | None = None  # the change measured chunk by chunk, when it was
+
+    @property
+    def quality_change_text(self) -> str:
+        """'-3.2% (90% CI -5.1..-1.0)' when paired, else the bare change."""
+        if self.paired is not None:
+            return self.paired.describe()
+        if self.quality_change_pct is None:
+            return "n/a"
+        return f"{self.quality_change_pct:+.1f}%".replace("-", "\u2212") + " (not paired)"
 
 
 def _saving_pct(reference: Decimal | None, optimized: Decimal | None) -> Decimal | None:
@@ -399,12 +452,21 @@ def _saving_pct(reference: Decimal | None, optimized: Decimal | None) -> Decimal
 
 
 def savings_row(source_type: str, reference: Candidate, optimized: Candidate) -> SavingsRow:
-    """Quality change and cost saving of the optimized model against the reference."""
-    change = (
-        (optimized.quality - reference.quality) / reference.quality * 100
-        if reference.quality
-        else None
-    )
+    """Quality change and cost saving of the optimized model against the reference.
+
+    The change is the paired one (same chunks of the same sources) when the optimized model's
+    measurements carry it; else the change of the pooled means."""
+    paired = _paired_vs(optimized, reference.model)
+    if paired is not None:
+        change = paired.pct
+    elif optimized.model == reference.model:
+        change = 0.0
+    else:
+        change = (
+            round((optimized.quality - reference.quality) / reference.quality * 100, 1)
+            if reference.quality
+            else None
+        )
     return SavingsRow(
         source_type=source_type,
         original_model=reference.model,
@@ -417,6 +479,7 @@ def savings_row(source_type: str, reference: Candidate, optimized: Candidate) ->
         samples=min(reference.samples, optimized.samples),
         interval=(optimized.quality_low, optimized.quality_high),
         reference_interval=(reference.quality_low, reference.quality_high),
+        paired=paired,
     )
 
 
@@ -455,8 +518,12 @@ def pool_candidates(
         )
         low = min(spread_low, sum(s.quality_low for s in samples) / len(samples))
         high = max(spread_high, sum(s.quality_high for s in samples) / len(samples))
-    # Means of floats can drift by an ulp past each other; the interval must hold its point.
-    quality = min(10.0, max(0.0, quality))
+    # Rounded once like every score; the interval must hold its point.
+    quality = float(format_score(min(10.0, max(0.0, quality))))
+    low, high = float(format_score(low)), float(format_score(high))
+    pairs = [s.paired for s in samples if s.paired is not None]
+    baselines = {p.baseline_model for p in pairs}
+    paired = pooled_delta(pairs) if len(baselines) == 1 else None
     return Candidate(
         model=model,
         quality=quality,
@@ -467,6 +534,7 @@ def pool_candidates(
         grounded_fragments=sum(s.grounded_fragments for s in samples),
         source_chars=sum(s.source_chars for s in samples),
         samples=sum(s.samples for s in samples),
+        paired=paired,
     )
 
 

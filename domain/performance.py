@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from domain.optimizer import Candidate
+from domain.quality import PairedDelta
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +50,15 @@ class PerformanceRecord:
     answers_read: int = 0
     answers_strict: int = 0
     chunks_failed: int = 0
+    # The source's one reference: whether this run is it, which run it is (for a model's
+    # run), the paired difference against the reference model's run, span metrics, and the
+    # last score measured before a human reference existed (calibration).
+    is_reference: bool = False
+    reference_run_id: int | None = None
+    vs_reference: PairedDelta | None = None
+    span_metrics: dict[str, Any] = field(default_factory=dict)
+    unverified_score: float | None = None
+    unverified_kind: str | None = None
 
     @property
     def format_adherence(self) -> float | None:
@@ -59,7 +69,7 @@ class PerformanceRecord:
         """This run as one sample of its model."""
         return Candidate(self.model, self.quality_score, self.quality_low, self.quality_high,
                          self.provisional, self.cost_usd, self.grounded_fragment_count,
-                         self.source_chars, 1)
+                         self.source_chars, 1, paired=self.vs_reference)
 
 
 def latest_of_each_model(records: Iterable[PerformanceRecord]) -> list[PerformanceRecord]:

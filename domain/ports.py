@@ -17,18 +17,22 @@ from decimal import Decimal
 from types import TracebackType
 from typing import Any, Protocol, TypeVar
 
+from domain.calibration import CalibrationPair
 from domain.errors import FieldIssue
 from domain.evaluation import QualityPolicy
 from domain.events import EventBus
 from domain.llm import ModelClient, ModelSpec
 from domain.optimizer import Candidate
+from domain.reference_import import ReferenceFragmentData
 from domain.sources import SourceData
 
 __all__ = [
-    "BatchRecord", "BudgetRepository", "BudgetView", "CatalogRepository", "Clock",
+    "BatchRecord", "BudgetRepository", "BudgetView", "CalibrationRepository",
+    "CatalogRepository", "Clock",
     "EventBus", "GraphRepository", "JobDispatcher", "JobRepository", "KeyRepository",
     "ModelClient", "ModelRecord", "NewBatchRecord", "PerformanceRepository", "Ports",
-    "PriceCatalog", "ProcessingRepository", "RunRecord", "Settings", "SettingsRepository",
+    "PriceCatalog", "ProcessingRepository", "ReferenceRepository", "RunRecord", "Settings",
+    "SettingsRepository",
     "SourceRecord", "SourceRepository", "StrategyRepository", "UnitOfWork", "UnitOfWorkFactory",
 ]
 
@@ -113,6 +117,7 @@ class Settings(Protocol):
     strategy_sample_sources: int
     run_failed_chunk_share: float
     answer_retention_days: int
+    max_reference_import_bytes: int
 
     @property
     def api_base_allow_list(self) -> tuple[str, ...]:
@@ -203,6 +208,13 @@ class PerformanceRepository(Protocol):
                                updated_by: str | None) -> None: ...
 
 
+class CalibrationRepository(Protocol):
+    async def pairs(self, source_type: str | None = None) -> list[CalibrationPair]:
+        """Provisional and verified scores of completed runs now measured against a human
+        reference (`model_performance.unverified_score` kept), of one source type or all."""
+        ...
+
+
 class StrategyRepository(Protocol):
     """Plan state kept on batches: step siblings, decisions, stalled plans."""
 
@@ -231,6 +243,18 @@ class GraphRepository(Protocol):
                            kind: Any | None) -> list[Any]: ...
     async def record_decision(self, locked: dict[int, Any], decision: str, reviewer: str,
                               notes: str | None) -> list[Any]: ...
+
+
+class ReferenceRepository(Protocol):
+    """People's own reference fragments (reference_fragments), keyed by (source, file id)."""
+
+    async def upsert(self, source_id: int, items: Sequence[ReferenceFragmentData],
+                     now: datetime) -> tuple[int, int, int]:
+        """Insert new ids, update changed ones: (created, updated, unchanged)."""
+        ...
+
+    async def of_source(self, source_id: int,
+                        external_ids: Sequence[str] | None = None) -> list[Any]: ...
 
 
 class SettingsRepository(Protocol):
@@ -268,9 +292,13 @@ class UnitOfWork(Protocol):
     @property
     def graph(self) -> GraphRepository: ...
     @property
+    def reference(self) -> ReferenceRepository: ...
+    @property
     def settings_store(self) -> SettingsRepository: ...
     @property
     def keys(self) -> KeyRepository: ...
+    @property
+    def calibration(self) -> CalibrationRepository: ...
 
     async def __aenter__(self) -> UnitOfWork: ...
     async def __aexit__(self, exc_type: type[BaseException] | None,

@@ -16,9 +16,13 @@ Conventions, decided once here and relied on by reports:
   the rejected span wins (a human refused that shape). Rejected spans are never "missed".
 - Coverage counts the non-empty sentences touched by at least one grounded fragment. It enters
   the score relative to the reference's coverage; with no reference, the raw coverage is used.
-- A run is never its own reference: the caller leaves the evaluated run out of
-  `choose_reference` (the reference model's own run is judged against the consensus of the
-  other models, or has no reference).
+- One reference per source: every run of a source, the reference model's own run included, is
+  measured against the same reference by the same rule (domain/evaluation.py chooses it), so
+  identical fragments score identically whatever model made them. The reference run itself
+  scores F1 = 1 against itself; that is the rule applied, not a privilege.
+- Scores and interval bounds are rounded once, here, to two decimals (half-even): every report,
+  sentence and comparison uses that one value, so the same number shows the same digits
+  everywhere and a threshold is met or missed by the number people see.
 """
 
 from __future__ import annotations
@@ -28,15 +32,34 @@ import random
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
-from typing import Literal, TypeVar
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any, Literal, TypeVar
 
 from domain.model import Span
 
 ReferenceKind = Literal["verified", "reference_model", "consensus", "none"]
 
 DEFAULT_IOU_THRESHOLD = 0.5
+SCORE_DECIMALS = 2
+_SCORE_STEP = Decimal(1).scaleb(-SCORE_DECIMALS)
 
 T = TypeVar("T")
+
+
+def round_score(value: float) -> float:
+    """A score or bound as every report shows it: two decimals, half-even, decided once.
+
+    Rounding the decimal text of the float (not its binary value) makes 8.945 round the way a
+    person reading "8.945" expects under the rule, on every platform.
+    """
+    if not math.isfinite(value):
+        raise ValueError(f"score {value} is not finite")
+    return float(Decimal(repr(value)).quantize(_SCORE_STEP, rounding=ROUND_HALF_EVEN))
+
+
+def format_score(value: float) -> str:
+    """The one text form of a score: its rounded value with two decimals."""
+    return f"{round_score(value):.{SCORE_DECIMALS}f}"
 
 
 # --- inputs -----------------------------------------------------------------------------------
@@ -301,7 +324,8 @@ def choose_reference(
 ) -> Reference:
     """The reference, in order: verified fragments, the reference model's run, consensus, none.
 
-    The caller passes only runs other than the one being evaluated. A reference model's run with
+    The caller passes every run of the source (one per model): the one reference is the same
+    for all of them. A reference model's run with
     no spans is still a reference (that model found nothing); a consensus with no agreed span is
     not (absence of agreement is no evidence), so it falls through to "none".
     """
@@ -516,6 +540,9 @@ class RunQuality:
     miu_fragments: int
     chunks: int
     sentences: int
+    # Per evaluation chunk, the additive counts (ChunkTally field order): what a paired
+    # comparison resamples, stored with the measurement.
+    tallies: tuple[tuple[int, ...], ...] = ()
 
 
 class _ChunkOwner:
@@ -644,12 +671,13 @@ def evaluate_run(
     low, high = bootstrap_interval(
         rows, resampled_score, n=resamples, confidence=confidence, seed=seed
     )
+    score = round_score(score)
     return RunQuality(
         score=score,
         # A percentile interval of a ratio of sums can miss its own point estimate; a report
         # must never show a score outside its interval, so widen rather than surprise.
-        low=min(low, score),
-        high=max(high, score),
+        low=min(round_score(low), score),
+        high=max(round_score(high), score),
         provisional=components.provisional,
         components=components,
         match=(
@@ -669,4 +697,222 @@ def evaluate_run(
         miu_fragments=total.miu,
         chunks=len(chunks),
         sentences=total.sentences,
+        tallies=tuple(rows),
     )
+
+
+def score_of_tallies(rows: Iterable[Sequence[int]], has_reference: bool,
+                     weights: QualityWeights = DEFAULT_WEIGHTS) -> float:
+    """The (unrounded) score of summed chunk tallies: what `evaluate_run` computes."""
+    columns = list(zip(*rows, strict=True))
+    summed = ChunkTally(*map(sum, columns)) if columns else ChunkTally()
+    return quality_score(_components(summed, has_reference), weights)
+
+
+# --- paired differences -------------------------------------------------------------------------
+
+Verdict = Literal["better", "worse", "not_worse", "inconclusive"]
+
+# "Not worse than the reference" is claimed when the paired 90% interval's lower bound is above
+# minus this many points (of 10): a difference smaller than the scores' own rounding step
+# times 20 is no difference a user would act on.
+NON_INFERIORITY_MARGIN = 0.2
+_Z90 = 1.6448536269514722  # two-sided 90%: the 95th percentile of the standard normal
+
+
+@dataclass(frozen=True, slots=True)
+class PairedDelta:
+    """A run's quality minus the reference model's run, over the same chunks of one source
+    (or pooled over sources): point, 90% interval, and what it supports.
+
+    `delta` is the difference of the two rounded scores, so it reads the same as the scores
+    shown beside it; `pct*` divide by the baseline's score (`baseline_score`). `verdict`:
+    "better" or "worse" when the interval excludes 0; "not_worse" when its lower bound is above
+    -`margin`; else "inconclusive", with `chunks_needed`: how many more chunks, at the observed
+    variance, the lower bound would need to clear -margin (None when the point estimate itself
+    is below it, so more of the same evidence would not help).
+    """
+
+    baseline_model: str
+    baseline_run_id: int | None
+    baseline_score: float
+    delta: float
+    low: float
+    high: float
+    chunks: int
+    sources: int
+    se: float
+    margin: float = NON_INFERIORITY_MARGIN
+
+    def _pct(self, value: float) -> float | None:
+        if self.baseline_score <= 0:
+            return None
+        return round(value / self.baseline_score * 100, 1)
+
+    @property
+    def pct(self) -> float | None:
+        return self._pct(self.delta)
+
+    @property
+    def pct_low(self) -> float | None:
+        return self._pct(self.low)
+
+    @property
+    def pct_high(self) -> float | None:
+        return self._pct(self.high)
+
+    @property
+    def significant(self) -> bool:
+        """The interval excludes zero."""
+        return self.low > 0 or self.high < 0
+
+    @property
+    def verdict(self) -> Verdict:
+        if self.low > 0:
+            return "better"
+        if self.high < 0:
+            return "worse"
+        if self.low >= -self.margin:
+            return "not_worse"
+        return "inconclusive"
+
+    @property
+    def chunks_needed(self) -> int | None:
+        """More chunks needed for the lower bound to clear -margin at the observed variance:
+        the interval's half-width shrinks as 1/sqrt(chunks), so n' = n (z se / (delta +
+        margin))^2 chunks in all. 0 when the evidence already decides."""
+        if self.verdict != "inconclusive":
+            return 0
+        gap = self.delta + self.margin
+        if gap <= 0 or self.chunks <= 0:
+            return None
+        total = self.chunks * (_Z90 * self.se / gap) ** 2
+        return max(1, math.ceil(total) - self.chunks)
+
+    def describe(self) -> str:
+        """'-3.2% (90% CI -5.1..-1.0)': the quality change as reports state it."""
+        pct, low, high = self.pct, self.pct_low, self.pct_high
+        if pct is None or low is None or high is None:
+            return (f"{_signed(self.delta)} points (90% CI {_signed(self.low)}.."
+                    f"{_signed(self.high)})")
+        return f"{_signed_pct(pct)} (90% CI {_signed_pct(low)}..{_signed_pct(high)})"
+
+    def claim(self) -> str:
+        """What the interval supports, in words a reviewer can repeat."""
+        vs = self.baseline_model
+        n = f"{self.chunks} chunk{'s' if self.chunks != 1 else ''}"
+        verdict = self.verdict
+        if verdict == "better":
+            return f"better than {vs}: {self.describe()} over {n}"
+        if verdict == "worse":
+            return f"worse than {vs}: {self.describe()} over {n}"
+        if verdict == "not_worse":
+            return (f"not worse than {vs} by more than {self.margin:.1f} points: "
+                    f"{self.describe()} over {n}")
+        needed = self.chunks_needed
+        more = (f"about {needed} more chunks would be needed at the observed variance"
+                if needed is not None else
+                "its point estimate is below the margin already, so more chunks of the same "
+                "kind would not show it")
+        return (f"not enough evidence that it is not worse than {vs}: {self.describe()} over "
+                f"{n}; {more}")
+
+    def to_json(self) -> dict[str, object]:
+        return {"baselineModel": self.baseline_model, "baselineRunId": self.baseline_run_id,
+                "baselineScore": self.baseline_score, "delta": self.delta, "low": self.low,
+                "high": self.high, "chunks": self.chunks, "sources": self.sources,
+                "se": self.se, "margin": self.margin}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> PairedDelta:
+        run = data.get("baselineRunId")
+        return cls(
+            baseline_model=str(data["baselineModel"]),
+            baseline_run_id=None if run is None else int(run),
+            baseline_score=float(data["baselineScore"]), delta=float(data["delta"]),
+            low=float(data["low"]), high=float(data["high"]), chunks=int(data["chunks"]),
+            sources=int(data.get("sources", 1)), se=float(data.get("se", 0.0)),
+            margin=float(data.get("margin", NON_INFERIORITY_MARGIN)))
+
+
+def _signed(value: float) -> str:
+    text = f"{value:+.2f}"
+    return text.replace("-", "\u2212")
+
+
+def _signed_pct(value: float) -> str:
+    text = f"{value:+.1f}%"
+    return text.replace("-", "\u2212")
+
+
+def paired_delta(
+    rows: Sequence[Sequence[int]],
+    baseline_rows: Sequence[Sequence[int]],
+    has_reference: bool,
+    weights: QualityWeights = DEFAULT_WEIGHTS,
+    *,
+    baseline_model: str,
+    baseline_run_id: int | None = None,
+    resamples: int = 1000,
+    confidence: float = 0.90,
+    seed: int = 0,
+) -> PairedDelta:
+    """Paired bootstrap of (run score - baseline score) over the same chunks of one source.
+
+    Each resample draws chunk indices with replacement and scores both runs on exactly those
+    chunks, so what the chunks share (a hard passage, an easy one) cancels out and the interval
+    measures the difference, not the two runs' separate noise. The point is the difference of
+    the two rounded scores; the bounds are rounded like scores and widened to hold the point.
+    """
+    if len(rows) != len(baseline_rows):
+        raise ValueError("a paired comparison needs the same chunks on both sides")
+    if resamples < 1:
+        raise ValueError("bootstrap needs at least one resample")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence {confidence} is outside (0, 1)")
+    k = len(rows)
+
+    def difference(indices: Sequence[int]) -> float:
+        a = score_of_tallies([rows[i] for i in indices], has_reference, weights)
+        b = score_of_tallies([baseline_rows[i] for i in indices], has_reference, weights)
+        return a - b
+
+    score = round_score(score_of_tallies(rows, has_reference, weights))
+    baseline = round_score(score_of_tallies(baseline_rows, has_reference, weights))
+    point = round_score(score - baseline)
+    if k < 2:
+        return PairedDelta(baseline_model, baseline_run_id, baseline, point, point, point,
+                           chunks=k, sources=1, se=0.0)
+    rng = random.Random(seed)
+    deltas = sorted(difference(rng.choices(range(k), k=k)) for _ in range(resamples))
+    tail = (1 - confidence) / 2
+    low, high = _percentile(deltas, tail), _percentile(deltas, 1 - tail)
+    mean = sum(deltas) / len(deltas)
+    se = (math.sqrt(sum((d - mean) ** 2 for d in deltas) / (len(deltas) - 1))
+          if len(deltas) > 1 else 0.0)
+    return PairedDelta(baseline_model, baseline_run_id, baseline, point,
+                       min(round_score(low), point), max(round_score(high), point),
+                       chunks=k, sources=1, se=se)
+
+
+def pooled_delta(deltas: Sequence[PairedDelta]) -> PairedDelta | None:
+    """Paired differences of one model on several sources, pooled: the mean of the per-source
+    differences (pooled quality is the mean of per-source scores), with the standard error of
+    a mean of independent estimates, sqrt(sum se_i^2) / n, and a normal 90% interval; the
+    baseline score is the mean of the baselines'."""
+    if not deltas:
+        return None
+    if len(deltas) == 1:
+        return deltas[0]
+    models = {d.baseline_model for d in deltas}
+    if len(models) != 1:
+        raise ValueError("pooled differences must share their baseline model")
+    n = len(deltas)
+    point = round_score(sum(d.delta for d in deltas) / n)
+    se = math.sqrt(sum(d.se ** 2 for d in deltas)) / n
+    return PairedDelta(
+        baseline_model=models.pop(), baseline_run_id=None,
+        baseline_score=round_score(sum(d.baseline_score for d in deltas) / n), delta=point,
+        low=min(round_score(point - _Z90 * se), point),
+        high=max(round_score(point + _Z90 * se), point),
+        chunks=sum(d.chunks for d in deltas), sources=sum(d.sources for d in deltas), se=se)

@@ -18,7 +18,7 @@ from db.tables import SourceRow
 from domain import model as m
 from domain.errors import DomainError
 from domain.optimizer import Candidate, threshold_for
-from domain.quality import QualityWeights
+from domain.quality import PairedDelta, QualityWeights
 from domain.services import quality as quality_uc
 from domain.services import reports
 from domain.services.reports import (
@@ -41,22 +41,122 @@ class ReferenceKind(enum.StrEnum):
     NONE = "none"
 
 
-@strawberry.type(description="The reference of a measurement: human-verified fragments, the "
-                             "reference model's run, the consensus of other models, or none "
-                             "(then the score is provisional).")
+@strawberry.type(description="The one reference every run of a source is measured against, "
+                             "by the same rule: human-verified fragments (verified run "
+                             "fragments and imported reference fragments), else the reference "
+                             "model's latest run, else the consensus of every model's latest "
+                             "run, else none (then scores are provisional).")
 class QualityReference:
     kind: ReferenceKind
     model: str | None = strawberry.field(description="The reference model, for that kind.")
+    run_id: strawberry.ID | None = strawberry.field(
+        description="The reference run, for kind REFERENCE_MODEL: its entry has isReference.")
 
     @classmethod
     def of(cls, info: ReferenceInfo) -> QualityReference:
-        return cls(kind=ReferenceKind(info.kind), model=info.model)
+        return cls(kind=ReferenceKind(info.kind), model=info.model,
+                   run_id=(strawberry.ID(to_global("Run", info.run_id))
+                           if info.run_id is not None else None))
+
+
+@strawberry.enum(description="What a paired difference supports.")
+class PairedVerdict(enum.StrEnum):
+    BETTER = "better"
+    WORSE = "worse"
+    NOT_WORSE = "not_worse"
+    INCONCLUSIVE = "inconclusive"
+
+
+@strawberry.type(description="Quality minus the reference model's run, measured chunk by "
+                             "chunk: a paired bootstrap that resamples the same evaluation "
+                             "chunks of the source for both runs (1,000 resamples, 90% "
+                             "percentile interval); pooled over sources, the mean of the "
+                             "per-source differences with a normal interval.")
+class PairedDifference:
+    reference_model: str = strawberry.field(description="The run compared with.")
+    reference_run_id: strawberry.ID | None
+    reference_quality: float = strawberry.field(
+        description="The reference run's score (mean over sources when pooled).")
+    quality_delta: float = strawberry.field(
+        description="This score minus the reference's, in points of 0-10 (both rounded).")
+    low: float = strawberry.field(description="90% interval of the delta, points.")
+    high: float
+    quality_delta_pct: float | None = strawberry.field(
+        description="The delta as a percent of the reference's score.")
+    low_pct: float | None
+    high_pct: float | None
+    significant: bool = strawberry.field(description="The interval excludes 0.")
+    verdict: PairedVerdict = strawberry.field(
+        description="BETTER / WORSE when significant; NOT_WORSE when the lower bound is above "
+                    "-margin points; else INCONCLUSIVE.")
+    margin: float = strawberry.field(
+        description="Points of 0-10 a run may lose and still be 'not worse'.")
+    chunks: int = strawberry.field(description="Evaluation chunks paired (summed over sources).")
+    sources: int
+    chunks_needed: int | None = strawberry.field(
+        description="For INCONCLUSIVE: how many more chunks, at the observed variance, the "
+                    "lower bound needs to clear -margin (chunks x (1.645 se / (delta + "
+                    "margin))^2 in all); null when the point estimate is below -margin "
+                    "already; 0 when the evidence decides.")
+    summary: str = strawberry.field(
+        description="The claim in words, e.g. 'not worse than X by more than 0.2 points: "
+                    "\u22121.2% (90% CI \u22122.0..+0.1%) over 24 chunks'.")
+
+    @classmethod
+    def of(cls, d: PairedDelta) -> PairedDifference:
+        return cls(reference_model=d.baseline_model,
+                   reference_run_id=(strawberry.ID(to_global("Run", d.baseline_run_id))
+                                     if d.baseline_run_id is not None else None),
+                   reference_quality=d.baseline_score, quality_delta=d.delta, low=d.low,
+                   high=d.high, quality_delta_pct=d.pct, low_pct=d.pct_low,
+                   high_pct=d.pct_high, significant=d.significant,
+                   verdict=PairedVerdict(d.verdict), margin=d.margin, chunks=d.chunks,
+                   sources=d.sources, chunks_needed=d.chunks_needed, summary=d.claim())
 
 
 @strawberry.type(description="A 90% bootstrap interval of a quality score (0-10).")
 class QualityInterval:
     low: float
     high: float
+
+
+@strawberry.type(description="One-to-one span matching at one IoU threshold: each fragment "
+                             "and reference span is matched at most once, best IoU first "
+                             "(IoU = shared characters / characters in either span); "
+                             "ungrounded fragments are false positives.")
+class SpanMatchRate:
+    iou: float = strawberry.field(description="The threshold: a pair matches at IoU >= it.")
+    tp: int
+    fp: int
+    fn: int
+    precision: float = strawberry.field(description="tp / (tp + fp).")
+    recall: float = strawberry.field(description="tp / (tp + fn).")
+    f1: float = strawberry.field(description="2 precision recall / (precision + recall).")
+
+
+@strawberry.type(description="Span metrics of a run against the source's reference, beside "
+                             "the score's IoU >= 0.5 matching (docs/QUALITY.md).")
+class SpanMetrics:
+    word_precision: float | None = strawberry.field(
+        description="Words covered by both the run and the reference / words covered by the "
+                    "run; a word counts as covered when any of its characters is.")
+    word_recall: float | None = strawberry.field(
+        description="Words covered by both / words covered by the reference.")
+    word_f1: float | None = strawberry.field(
+        description="2 wordPrecision wordRecall / (wordPrecision + wordRecall).")
+    predicted_words: int | None
+    reference_words: int | None
+    overlap_words: int | None
+    span_match: list[SpanMatchRate] = strawberry.field(
+        description="Match rates at IoU 0.3, 0.5 and 0.7.")
+
+    @classmethod
+    def of(cls, data: dict[str, Any]) -> SpanMetrics:
+        words = data.get("words") or {}
+        return cls(word_precision=words.get("precision"), word_recall=words.get("recall"),
+                   word_f1=words.get("f1"), predicted_words=words.get("predicted"),
+                   reference_words=words.get("reference"), overlap_words=words.get("overlap"),
+                   span_match=[SpanMatchRate(**rate) for rate in data.get("spanMatch", [])])
 
 
 @strawberry.type(description="One measured run of a source: quality with its components, and "
@@ -71,7 +171,17 @@ class ComparisonEntry:
     provisional: bool = strawberry.field(
         description="Measured without a reference: the agreement term is missing.")
     reference: QualityReference = strawberry.field(
-        description="What this run was compared with (never the run itself).")
+        description="What this run was compared with: the source's one reference.")
+    is_reference: bool = strawberry.field(
+        description="This run is the source's reference (the reference model's latest run): "
+                    "scored by the same rule as the others, so it agrees with itself, and "
+                    "flagged provisional because no independent reference stands behind it.")
+    vs_reference: PairedDifference | None = strawberry.field(
+        description="Paired difference against the reference model's latest run on this "
+                    "source; null when no model is the reference model (no price known).")
+    span_metrics: SpanMetrics | None = strawberry.field(
+        description="Word-level precision/recall/F1 and span-match rates at IoU 0.3/0.5/0.7 "
+                    "against the reference; null without a reference.")
     grounded_rate: float
     miu_rate: float = strawberry.field(description="Share passing both MIU checks.")
     precision: float | None = strawberry.field(description="Agreement by span IoU >= 0.5.")
@@ -108,8 +218,11 @@ class ComparisonEntry:
                    batch_id=strawberry.ID(to_global("Batch", r.batch_id)),
                    quality_score=r.quality_score, quality_low=r.quality_low,
                    quality_high=r.quality_high, provisional=r.provisional,
-                   reference=QualityReference.of(ReferenceInfo(r.reference_kind,
-                                                               r.reference_model)),
+                   reference=QualityReference.of(ReferenceInfo(
+                       r.reference_kind, r.reference_model, r.reference_run_id)),
+                   is_reference=r.is_reference,
+                   vs_reference=PairedDifference.of(r.vs_reference) if r.vs_reference else None,
+                   span_metrics=SpanMetrics.of(r.span_metrics) if r.span_metrics else None,
                    grounded_rate=r.grounded_rate, miu_rate=r.miu_rate, precision=r.precision,
                    recall=r.recall, f1=r.f1, coverage=r.coverage,
                    coverage_ratio=None if ratio is None else float(ratio),
@@ -153,13 +266,17 @@ class ModelCandidate:
     cost_per_1k_chars: Decimal | None = strawberry.field(name="costPer1kChars")
     grounded_fragment_count: int
     samples: int = strawberry.field(description="Sources measured.")
+    vs_reference: PairedDifference | None = strawberry.field(
+        description="Paired difference against the reference model, pooled over the sources "
+                    "where both ran.")
 
     @classmethod
     def of(cls, c: Candidate) -> ModelCandidate:
         return cls(model=c.model, quality=c.quality, quality_low=c.quality_low,
                    quality_high=c.quality_high, provisional=c.provisional, cost_usd=c.cost_usd,
                    cost_per_fragment=c.cost_per_fragment, cost_per_1k_chars=c.cost_per_1k_chars,
-                   grounded_fragment_count=c.grounded_fragments, samples=c.samples)
+                   grounded_fragment_count=c.grounded_fragments, samples=c.samples,
+                   vs_reference=PairedDifference.of(c.paired) if c.paired else None)
 
 
 @strawberry.type(description="The cheapest model meeting the quality bar within the cost limit; "
@@ -202,7 +319,14 @@ class SavingsRow:
     threshold: float
     original_quality: float | None
     optimized_quality: float | None
-    quality_change_pct: float | None
+    quality_change_pct: float | None = strawberry.field(
+        description="Paired change in percent of the reference's quality when both models ran "
+                    "on the same sources, else the change of the pooled means.")
+    quality_change: str = strawberry.field(
+        description="The change as reports state it: '\u22123.2% (90% CI \u22125.1..\u22121.0%)' "
+                    "when paired, else marked '(not paired)'.")
+    vs_reference: PairedDifference | None = strawberry.field(
+        description="The paired difference behind qualityChangePct, with its verdict.")
     cost_saving_pct: Decimal | None = strawberry.field(
         description="Percent saved per grounded fragment.")
     spend_saving_pct: Decimal | None = strawberry.field(
@@ -222,6 +346,8 @@ class SavingsRow:
             original_quality=ref.quality if ref else None,
             optimized_quality=opt.quality if opt and row else None,
             quality_change_pct=row.quality_change_pct if row else None,
+            quality_change=row.quality_change_text if row else "n/a",
+            vs_reference=PairedDifference.of(row.paired) if row and row.paired else None,
             cost_saving_pct=row.cost_saving_pct if row else None,
             spend_saving_pct=row.spend_saving_pct if row else None,
             samples=row.samples if row else (ref.samples if ref else 0),

@@ -23,6 +23,7 @@ from api.types.enums import (
 from api.types.graph import summary_of
 from api.types.optimization import source_comparison, source_sweet_spot
 from api.types.processing import fragments_of_source
+from api.types.reference import ReferenceFragmentConnection, reference_of_source
 from db.sources import SourceFilter as SourceFilterSpec
 from db.sources import SourceRepository
 from db.tables import SourceRow
@@ -98,6 +99,12 @@ class Source(relay.Node):
         order_by: Annotated[FragmentOrder, strawberry.lazy("api.types.processing")] | None = None,
     ) -> Annotated[FragmentConnection, strawberry.lazy("api.types.processing")]:
         return await fragments_of_source(info, self.id, first, after, filter, order_by)
+
+    @strawberry.field(description="Fragments people made for this source (imported files), "
+                                  "in import order (first ≤ 100).")
+    async def reference_fragments(self, info: strawberry.Info, first: int | None = None,
+                                  after: str | None = None) -> ReferenceFragmentConnection:
+        return await reference_of_source(info, self.id, first, after)
 
     @strawberry.field(description="Runs, fragments, tokens and cost over every batch.")
     async def processing_summary(self, info: strawberry.Info) -> Annotated[

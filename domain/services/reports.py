@@ -27,14 +27,17 @@ from domain.optimizer import (
 )
 from domain.performance import PerformanceRecord, latest_of_each_model
 from domain.ports import Ports, UnitOfWork
+from domain.quality import format_score
 
 
 @dataclass(frozen=True, slots=True)
 class ReferenceInfo:
-    """What runs were compared with: verified fragments, a model's run, a consensus, nothing."""
+    """What runs were compared with: verified fragments, a model's run, a consensus, nothing;
+    `run_id` is the reference run for a model's run."""
 
     kind: str
     model: str | None = None
+    run_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,13 +113,12 @@ def checked_budget(value: Decimal | None, path: tuple[str, ...]) -> Decimal | No
 
 
 def header_reference(records: Sequence[PerformanceRecord]) -> ReferenceInfo:
-    """The reference the source's runs were measured against (the reference model's own run is
-    judged against the others, so the strongest kind among the rows speaks for the source)."""
-    for kind in ("verified", "reference_model", "consensus"):
-        for record in records:
-            if record.reference_kind == kind:
-                return ReferenceInfo(kind, record.reference_model)
-    return ReferenceInfo("none")
+    """The one reference every run of the source was measured against (a source is measured
+    as a whole, so its rows agree; the latest measured row speaks if they ever did not)."""
+    if not records:
+        return ReferenceInfo("none")
+    latest = max(records, key=lambda r: r.run_id)
+    return ReferenceInfo(latest.reference_kind, latest.reference_model, latest.reference_run_id)
 
 
 async def comparisons(uow: UnitOfWork, sources: Sequence[Any]) -> dict[int, Comparison]:
@@ -158,11 +160,16 @@ async def limits(ports: Ports, uow: UnitOfWork) -> Limits:
 
 def reference_of(candidates: Sequence[Candidate], prices: Mapping[str, Decimal | None],
                  designated: str | None) -> str | None:
-    """The designated model when measured, else the single dearest measured model by price,
-    else (a price tie) the one with the highest cost per grounded fragment."""
+    """The designated model when measured, else the model the measurements were paired
+    against, else the single dearest measured model by price, else (a price tie) the one with
+    the highest cost per grounded fragment."""
     names = {c.model for c in candidates}
     if designated in names:
         return designated
+    # The model the measurements were paired against is the reference they were made with.
+    baselines = {c.paired.baseline_model for c in candidates if c.paired is not None}
+    if len(baselines) == 1 and (baseline := next(iter(baselines))) in names:
+        return baseline
     dearest = most_expensive({m: p for m, p in prices.items() if m in names})
     if dearest is not None or not candidates:
         return dearest
@@ -273,8 +280,8 @@ def savings_table(lines: Sequence[SavingsLine]) -> str:
         r = line.row
         rows.append(
             f"| {_label(r.source_type)} | {r.original_model} | {r.optimized_model} "
-            f"| {_pct(r.quality_change_pct, signed=True)} | {_pct(r.cost_saving_pct)} "
-            f"| {r.samples} | {r.interval[0]:.2f}–{r.interval[1]:.2f} |")
+            f"| {r.quality_change_text} | {_pct(r.cost_saving_pct)} "
+            f"| {r.samples} | {format_score(r.interval[0])}–{format_score(r.interval[1])} |")
     return "\n".join(rows)
 
 
@@ -290,7 +297,8 @@ def recommendation(report: SweetSpotReport, savings: SavingsLine | None) -> str:
     if savings and savings.row and savings.row.cost_saving_pct is not None \
             and savings.row.original_model != savings.row.optimized_model:
         text += (f" That saves {savings.row.cost_saving_pct}% per grounded fragment against "
-                 f"{savings.row.original_model}.")
+                 f"{savings.row.original_model}, with quality "
+                 f"{savings.row.quality_change_text}.")
     return text
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from domain.errors import FieldIssue, InvalidInput
+from domain.errors import FieldIssue, InvalidInput, NotFound
 from domain.ports import Ports
 from domain.sources import SourceData, SourceLimits, validate_new_source, validate_source_changes
 
@@ -19,6 +19,16 @@ async def create_source(ports: Ports, raw: dict[str, Any],
     data = validate_new_source(raw, limits(ports), prefix)
     async with ports.uow() as uow:
         return await uow.sources.add(data, prefix)
+
+
+async def source_by_code(ports: Ports, code: str,
+                         path: tuple[str, ...] = ("sourceCode",)) -> Any:
+    """The source with this code; NotFound naming `path` when there is none."""
+    async with ports.uow(read_only=True) as uow:
+        row = await uow.sources.get_by_code(code.strip())
+    if row is None:
+        raise NotFound("Source", code.strip(), path)
+    return row
 
 
 async def ensure_source(ports: Ports, raw: dict[str, Any]) -> Any:

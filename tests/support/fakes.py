@@ -319,6 +319,10 @@ class FakeState:
     verification_events: list[VerificationEvent] = field(default_factory=list)
     # API keys
     keys: dict[int, KeyRow] = field(default_factory=dict)
+    # people's reference fragments, by (source id, external id)
+    reference: dict[tuple[int, str], ReferenceRow] = field(default_factory=dict)
+    # calibration: (source type, pair) of runs scored before and after a human reference
+    calibration_pairs: list[tuple[str, Any]] = field(default_factory=list)
 
     def restore(self, snapshot: FakeState) -> None:
         for f in fields(self):
@@ -1055,6 +1059,8 @@ class FakeUnitOfWork:
         self.graph = FakeGraphRepository(self)
         self.settings_store = FakeSettingsRepository(self)
         self.keys = FakeKeyRepository(self)
+        self.reference = FakeReferenceRepository(self)
+        self.calibration = FakeCalibrationRepository(self)
 
     @property
     def dispatched_after_commit(self) -> list[int]:
@@ -1312,6 +1318,7 @@ class FakeSettings:
     strategy_sample_sources: int = 2
     run_failed_chunk_share: float = 0.5
     answer_retention_days: int = 90
+    max_reference_import_bytes: int = 5 * 1024 * 1024
     # development's default (domain/api_bases.py): loopback and private ranges
     api_base_allow_list: tuple[str, ...] = DEVELOPMENT_ALLOW_LIST
 
@@ -1371,3 +1378,64 @@ def performance_record(source_id: int, model: str, quality: float, *, run_id: in
         cost_per_fragment=cost_usd / grounded if grounded else None,
         cost_per_1k_chars=cost_usd / 10, latency_ms=100, metrics={},
         finished_at=finished_at or NOW)
+
+
+class FakeCalibrationRepository(_Repository):
+    """`calibration.pairs` over `state.calibration_pairs` (seed them with
+    `factory.state.calibration_pairs.append((source_type, CalibrationPair(...)))`); like
+    db/calibration.py, only completed runs' pairs are there to be seeded."""
+
+    name = "calibration"
+
+    async def pairs(self, source_type: str | None = None) -> list[Any]:
+        self._call("pairs", source_type)
+        return [pair for kind, pair in self._state.calibration_pairs
+                if source_type is None or kind == source_type]
+
+
+# --- reference fragments (domain/services/reference.py) -------------------------------------
+
+
+@dataclass
+class ReferenceRow:
+    """A stored reference fragment: ReferenceFragmentData's fields plus id, source, times."""
+
+    id: int
+    source_id: int
+    values: dict[str, Any]
+    imported_at: datetime
+    updated_at: datetime
+
+    def __getattr__(self, name: str) -> Any:
+        values = self.__dict__.get("values", {})
+        if name in values:
+            return values[name]
+        raise AttributeError(name)
+
+
+class FakeReferenceRepository(_Repository):
+    name = "reference"
+
+    async def upsert(self, source_id: int, items: Sequence[Any],
+                     now: datetime) -> tuple[int, int, int]:
+        self._call("upsert", source_id, items, now)
+        created = updated = 0
+        for item in items:
+            values = {f.name: copy.deepcopy(getattr(item, f.name)) for f in fields(item)}
+            row = self._state.reference.get((source_id, item.external_id))
+            if row is None:
+                self._state.reference[(source_id, item.external_id)] = ReferenceRow(
+                    self._factory.next_id("reference"), source_id, values, now, now)
+                created += 1
+            elif row.values != values:
+                row.values, row.updated_at = values, now
+                updated += 1
+        return created, updated, len(items) - created - updated
+
+    async def of_source(self, source_id: int,
+                        external_ids: Sequence[str] | None = None) -> list[ReferenceRow]:
+        self._call("of_source", source_id, external_ids)
+        wanted = None if external_ids is None else set(external_ids)
+        rows = [row for (owner, key), row in self._state.reference.items()
+                if owner == source_id and (wanted is None or key in wanted)]
+        return sorted(rows, key=lambda r: (r.char_start is None, r.char_start or 0, r.id))

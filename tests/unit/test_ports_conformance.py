@@ -14,8 +14,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 ASSIGNMENTS = textwrap.dedent("""
-    from db import (answers, budget, catalog, graph, jobs, keys, performance, processing,
-                    settings_store, sources, strategies, uow)
+    from db import (answers, budget, calibration, catalog, graph, jobs, keys, performance,
+                    processing, reference, settings_store, sources, strategies, uow)
     from domain import ports as p
     from workers import dispatch, gateway, prices
     from workers.events import local, redis_streams
@@ -31,6 +31,8 @@ ASSIGNMENTS = textwrap.dedent("""
     def graph_(x: graph.GraphRepository) -> p.GraphRepository: return x
     def settings_(x: settings_store.SettingsStore) -> p.SettingsRepository: return x
     def keys_(x: keys.KeyRepository) -> p.KeyRepository: return x
+    def calibration_(x: calibration.CalibrationRepository) -> p.CalibrationRepository: return x
+    def reference_(x: reference.ReferenceRepository) -> p.ReferenceRepository: return x
     def uow_(x: uow.SqlUnitOfWork) -> p.UnitOfWork: return x
     def factory_(x: uow.SqlUnitOfWorkFactory) -> p.UnitOfWorkFactory: return x
     def dispatcher_(x: dispatch.Dispatcher) -> p.JobDispatcher: return x

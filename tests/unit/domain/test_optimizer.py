@@ -149,11 +149,16 @@ def test_sweet_spot_moves_with_the_threshold(
 def test_an_impossible_threshold_names_the_best_available() -> None:
     spot = sweet_spot(ALL, 9.5, source_type="interview")
     assert (spot.model, spot.qualified, spot.savings_vs_reference) == ("top", False, None)
-    assert spot.reason == "no model reaches quality 9.5 for interview sources; best is top at 9"
+    assert spot.reason == "no model reaches quality 9.5 for interview sources; best is top at 9.00"
 
 
-def test_a_score_just_under_the_threshold_is_never_printed_as_reaching_it() -> None:
+def test_a_score_is_judged_as_shown_so_the_text_never_contradicts_the_choice() -> None:
+    # 8.4999 shows as 8.50 (scores are rounded once): it reaches 8.5 as printed.
     spot = sweet_spot([cand("m", 8.4999, "0.001")], 8.5)
+    assert spot.qualified
+    assert "reaching quality 8.5: 8.50 " in spot.reason
+    # 8.494 shows as 8.49 and misses.
+    spot = sweet_spot([cand("m", 8.494, "0.001")], 8.5)
     assert spot.reason == "no model reaches quality 8.5; best is m at 8.49"
 
 
@@ -162,7 +167,7 @@ def test_the_cost_limit_excludes_models_that_reach_the_bar() -> None:
     assert (spot.model, spot.qualified) == ("top", False)
     assert spot.reason == (
         "every model reaching quality 8 for article sources costs more than $0.0015 per "
-        "grounded fragment (cheapest is mid at $0.002); best is top at 9"
+        "grounded fragment (cheapest is mid at $0.002); best is top at 9.00"
     )
 
 
@@ -183,7 +188,7 @@ def test_a_model_without_grounded_fragments_never_qualifies() -> None:
     spot = sweet_spot([barren("ghost", 9.9), CHEAP], 8.0)
     assert (spot.model, spot.qualified) == ("cheap", False)
     assert spot.reason == (
-        "no model with grounded fragments reaches quality 8; best is cheap at 7.2; "
+        "no model with grounded fragments reaches quality 8; best is cheap at 7.20; "
         "ghost produced no grounded fragments and cannot qualify"
     )
 
@@ -231,7 +236,7 @@ def test_progressive_tests_the_cheapest_model_first() -> None:
 def test_progressive_moves_on_when_the_cheapest_falls_short() -> None:
     decision = progressive_next(ORDER, {"a": cand("a", 6.0, "0.001")}, 7.0)
     assert (decision.action, decision.models_to_test) == ("test", ("b",))
-    assert decision.notes[0] == "a scores 6 < 7"
+    assert decision.notes[0] == "a scores 6.00 < 7"
 
 
 def test_progressive_uses_the_first_model_whose_point_estimate_meets_the_bar() -> None:
@@ -241,7 +246,7 @@ def test_progressive_uses_the_first_model_whose_point_estimate_meets_the_bar() -
     }
     decision = progressive_next(ORDER, measured, 7.0)
     assert (decision.action, decision.model) == ("use", "b")
-    assert "b scores 7.5 >= 7" in decision.notes
+    assert "b scores 7.50 >= 7" in decision.notes
 
 
 def test_progressive_measures_a_cheaper_model_before_using_a_dearer_one() -> None:
@@ -257,7 +262,7 @@ def test_progressive_falls_back_to_the_best_when_none_qualifies() -> None:
     }
     decision = progressive_next(ORDER, measured, 7.0)
     assert (decision.action, decision.model) == ("fallback_best", "b")
-    assert decision.notes[-1] == "no candidate reaches 7; fall back to the best measured, b at 6.8"
+    assert decision.notes[-1] == "no candidate reaches 7; fall back to the best measured, b at 6.80"
 
 
 def test_progressive_never_uses_a_model_without_grounded_fragments() -> None:
@@ -335,7 +340,7 @@ def test_conservative_measures_every_candidate_and_the_reference_first() -> None
 def test_conservative_uses_the_cheapest_whose_lower_bound_meets_the_bar() -> None:
     decision = conservative_choice(MEASURED, ["a", "b"], "ref", 7.0)
     assert (decision.action, decision.model) == ("use", "b")
-    assert "a lower bound 6.8 < 7" in decision.notes
+    assert "a lower bound 6.80 < 7" in decision.notes
 
 
 def test_conservative_may_choose_the_reference_itself() -> None:

@@ -63,7 +63,7 @@ def test_progressive_opens_by_testing_the_cheapest_model_on_the_sample() -> None
 def test_progressive_escalates_to_the_next_model_when_the_cheapest_falls_short() -> None:
     step = next_step(plan("progressive"), {"tiny": cand("tiny", 6.0)}, [], {})
     assert (step.action, step.models, step.source_ids) == ("test", ("small",), (11, 12))
-    assert "tiny scores 6 < 8" in step.notes
+    assert "tiny scores 6.00 < 8" in step.notes
 
 
 def test_progressive_stops_at_the_first_model_whose_score_meets_the_bar() -> None:
@@ -151,7 +151,7 @@ def test_conservative_judges_by_the_lower_bound_not_the_point_estimate() -> None
     step = next_step(plan("conservative"), measured, [], {})
     # tiny's point estimate meets 8.0 (progressive would take it), its lower bound does not.
     assert (step.action, step.chosen) == ("use", "small")
-    assert "tiny lower bound 7.9 < 8" in step.notes
+    assert "tiny lower bound 7.90 < 8" in step.notes
 
 
 def test_conservative_falls_back_to_the_reference_when_no_lower_bound_is_enough() -> None:
@@ -172,4 +172,5 @@ def test_a_final_step_with_nothing_left_to_process_creates_nothing() -> None:
 def test_a_provisional_measurement_is_flagged_in_the_decision_notes() -> None:
     provisional = Candidate("tiny", 9.0, 9.0, 9.0, True, Decimal("0.1"), 10, 1_000, 1)
     step = next_step(plan("progressive"), {"tiny": provisional}, [], {})
-    assert "tiny scores 9 >= 8 (provisional: measured without a reference)" in step.notes
+    assert ("tiny scores 9.00 >= 8 (provisional: measured without an independent reference)"
+            in step.notes)

@@ -209,7 +209,7 @@ async def test_savings_report_has_one_line_per_measured_source_type() -> None:
     assert (podcast.qualified, podcast.reference.model, podcast.optimized, podcast.row) == \
         (False, "cheap", None, None)
     table = reports.savings_table(lines)
-    assert "| Interview | dear | cheap | -5.3% | 75.0% | 1 | 9.00–9.00 |" in table
+    assert "| Interview | dear | cheap | −5.3% (not paired) | 75.0% | 1 | 9.00–9.00 |" in table
     assert "| Podcast | cheap | none qualifies | n/a | n/a | 1 | n/a |" in table
     assert [u.read_only for u in fake.units] == [True]
 
@@ -263,7 +263,8 @@ async def test_optimization_report_recommends_the_sweet_spot_with_its_saving() -
     assert report.savings is not None and report.savings.row is not None
     assert report.recommendation.startswith("Use cheap: ")
     assert report.recommendation.endswith(
-        "That saves 75.00% per grounded fragment against dear.")
+        "That saves 75.00% per grounded fragment against dear, with quality "
+        "−5.3% (not paired).")
 
 
 async def test_optimization_report_without_measurements_has_no_saving_and_says_so() -> None:
