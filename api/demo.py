@@ -63,8 +63,12 @@ async def _print_reports(runtime: Container, source_ids: list[int], console: Con
         table = Table(title=f"Optimization report: {report.source.source_code} "
                             f"(reference: {reference.kind}"
                             f"{' ' + reference.model if reference.model else ''})")
-        for column in ("model", "quality", "90% interval", "vs reference", "grounded", "MIU",
-                       "F1", "USD/fragment"):
+        # The paired column only when a reference model was measured (two free models have
+        # no "most expensive" one: their reference is the consensus).
+        paired = any(e.vs_reference is not None for e in report.comparison.entries)
+        columns = ("model", "quality", "90% interval", *(("vs reference",) if paired else ()),
+                   "grounded", "MIU", "F1", "USD/fragment")
+        for column in columns:
             table.add_column(column, justify="left" if column == "model" else "right")
         for entry in report.comparison.entries:
             versus = entry.vs_reference
@@ -73,7 +77,8 @@ async def _print_reports(runtime: Container, source_ids: list[int], console: Con
                                else " (provisional)" if entry.provisional else ""),
                 format_score(entry.quality_score),
                 f"{format_score(entry.quality_low)}-{format_score(entry.quality_high)}",
-                "-" if versus is None or entry.is_reference else versus.describe(),
+                *(("-" if versus is None or entry.is_reference else versus.describe(),)
+                  if paired else ()),
                 f"{entry.grounded_rate:.0%}", f"{entry.miu_rate:.0%}",
                 "-" if entry.f1 is None else f"{entry.f1:.2f}",
                 "-" if entry.cost_per_fragment is None else f"{entry.cost_per_fragment:.6f}")
