@@ -3,6 +3,8 @@ provisional scores")."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import strawberry
 
 from api.types.enums import SourceType
@@ -21,41 +23,42 @@ _RHO = ("Spearman's rank correlation: Pearson's correlation of the ranks of p an
         "not vary.")
 
 
+@strawberry.type
+class _Measures:
+    """The measures every calibration group reports."""
+
+    n: int = strawberry.field(description=_N)
+    sources: int = strawberry.field(description=_SOURCES)
+    mean_absolute_error: float | None = strawberry.field(description=_MAE)
+    mean_error: float | None = strawberry.field(description=_ME)
+    spearman: float | None = strawberry.field(description=_RHO)
+
+
+def _measures(group: CalibrationGroup) -> dict[str, Any]:
+    c = group.calibration
+    return {"n": c.n, "sources": c.sources, "mean_absolute_error": c.mean_absolute_error,
+            "mean_error": c.mean_error, "spearman": c.spearman}
+
+
 @strawberry.type(description="The calibration of the runs whose provisional score was "
                              "measured against one kind of reference.")
-class CalibrationByKind:
+class CalibrationByKind(_Measures):
     kind: str = strawberry.field(description=(
         "What the provisional score was measured against: reference_model, consensus, none "
         "(no reference), or unknown when not recorded."))
-    n: int = strawberry.field(description=_N)
-    sources: int = strawberry.field(description=_SOURCES)
-    mean_absolute_error: float | None = strawberry.field(description=_MAE)
-    mean_error: float | None = strawberry.field(description=_ME)
-    spearman: float | None = strawberry.field(description=_RHO)
 
     @classmethod
     def of(cls, group: CalibrationGroup) -> CalibrationByKind:
-        c = group.calibration
-        return cls(kind=group.key, n=c.n, sources=c.sources,
-                   mean_absolute_error=c.mean_absolute_error, mean_error=c.mean_error,
-                   spearman=c.spearman)
+        return cls(kind=group.key, **_measures(group))
 
 
 @strawberry.type(description="The calibration of one model's runs.")
-class CalibrationByModel:
+class CalibrationByModel(_Measures):
     model: str
-    n: int = strawberry.field(description=_N)
-    sources: int = strawberry.field(description=_SOURCES)
-    mean_absolute_error: float | None = strawberry.field(description=_MAE)
-    mean_error: float | None = strawberry.field(description=_ME)
-    spearman: float | None = strawberry.field(description=_RHO)
 
     @classmethod
     def of(cls, group: CalibrationGroup) -> CalibrationByModel:
-        c = group.calibration
-        return cls(model=group.key, n=c.n, sources=c.sources,
-                   mean_absolute_error=c.mean_absolute_error, mean_error=c.mean_error,
-                   spearman=c.spearman)
+        return cls(model=group.key, **_measures(group))
 
 
 @strawberry.type(description=(

@@ -3,35 +3,15 @@ and interval shows the same digits in the table and in the sentence under it (on
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import subprocess
 import sys
-import uuid
-from collections.abc import Iterator
-
-import pytest
-from sqlalchemy.engine import make_url
-
-from tests.integration.test_migrations import _admin
 
 
-@pytest.fixture
-def demo_url(database_url: str) -> Iterator[str]:
-    name = f"mmos_demo_{uuid.uuid4().hex[:10]}"
-    session = make_url(database_url)
-    admin = session.set(database="postgres")
-    asyncio.run(_admin(admin, f"CREATE DATABASE {name}"))
-    try:
-        yield session.set(database=name).render_as_string(hide_password=False)
-    finally:
-        asyncio.run(_admin(admin, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-
-
-def test_the_demo_table_and_its_sentence_show_the_same_digits(demo_url: str) -> None:
+def test_the_demo_table_and_its_sentence_show_the_same_digits(throwaway_url: str) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL",)}
-    env.update(DATABASE_URL=demo_url, COLUMNS="200", LITELLM_LOCAL_MODEL_COST_MAP="True")
+    env.update(DATABASE_URL=throwaway_url, COLUMNS="200", LITELLM_LOCAL_MODEL_COST_MAP="True")
     done = subprocess.run([sys.executable, "-m", "api.cli", "demo"], env=env, text=True,
                           capture_output=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-2000:]

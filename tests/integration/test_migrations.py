@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
 import db.tables  # noqa: F401  (registers every table on SQLModel.metadata)
@@ -92,31 +89,6 @@ async def test_migrations_create_the_reporting_views_and_they_query(database_url
         return public_objects(connection)["views"]
 
     assert await run_on(database_url, check) >= VIEWS
-
-
-@pytest.fixture
-def throwaway_url(database_url: str) -> Iterator[str]:
-    """A new empty database on the session's server, dropped afterwards."""
-    name = f"mmos_migrate_{uuid.uuid4().hex[:10]}"
-    session = make_url(database_url)
-    admin = session.set(database="postgres")
-    asyncio.run(_admin(admin, f"CREATE DATABASE {name}"))
-    try:
-        yield session.set(database=name).render_as_string(hide_password=False)
-    finally:
-        asyncio.run(_admin(admin, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-
-
-async def _admin(url: sa.URL, statement: str) -> None:
-    import asyncpg
-
-    # asyncpg speaks libpq URLs: same server (TCP or unix socket), no SQLAlchemy driver tag.
-    dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
-    connection = await asyncpg.connect(dsn)
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
 
 
 def test_downgrade_to_base_and_upgrade_to_head_round_trips(throwaway_url: str) -> None:
