@@ -31,6 +31,7 @@ from api.metrics import metrics_endpoint
 from api.middleware import RequestContextMiddleware
 from api.ratelimit import RateLimited, build_rate_limiter, limiter_of, rate_limited_response
 from api.rest import rest_routes
+from api.review import review_routes
 from api.schema import schema
 from api.settings import Settings, get_settings
 from api.subscriptions import (
@@ -327,6 +328,7 @@ def create_app(settings: Settings | None = None, runtime: Container | None = Non
         Route("/readyz", readyz),
         Route("/metrics", metrics_route(settings)),
         *static_routes(),
+        *review_routes(),  # the review page, /review (api/review.py)
         *rest_routes(),
     ]
     # Over its key's rate limit: 429 with Retry-After (api/ratelimit.py).

@@ -190,9 +190,10 @@ async def start_up(container: Container, *, catch_up: bool = True) -> None:
 
 def model_client() -> Any:
     """The production model client (LiteLLM is imported on the first call, not here)."""
+    from api.settings import get_settings
     from workers.gateway import LiteLLMClient
 
-    return LiteLLMClient()
+    return LiteLLMClient(batch_discounts=get_settings().batch_discount_map)
 
 
 def warm_up_model_client() -> None:

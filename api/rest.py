@@ -175,7 +175,15 @@ def savings_json(line: reports.SavingsLine) -> dict[str, Any]:
             "spend_saving_pct": _money(row.spend_saving_pct) if row else None,
             "samples": row.samples if row else (line.reference.samples if line.reference
                                                 else 0),
-            "interval": list(row.interval) if row else None}
+            "interval": list(row.interval) if row else None,
+            "cache_saved_usd": _money(row.cache_saved_usd) if row else None,
+            "batch_saved_usd": _money(row.batch_saved_usd) if row else None}
+
+
+def _mode(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    raise InvalidInput.single(("mode",), "must be \"interactive\" or \"batch\"")
 
 
 def report_json(report: reports.OptimizationReport) -> dict[str, Any]:
@@ -368,13 +376,15 @@ async def process_multi_model(request: Request) -> Response:
         issues = [FieldIssue((name,), "is required") for name in ("source_id", "models")
                   if body.get(name) is None]
         issues += [FieldIssue((str(name)[:64],), "is not a field of this request")
-                   for name in sorted(set(body) - {"source_id", "models", "budget_usd"})]
+                   for name in sorted(set(body) - {"source_id", "models", "budget_usd",
+                                                    "mode"})]
         if issues:
             raise InvalidInput(issues)
         source_id = _source_id(body["source_id"])
         started = await processing.start_processing(
             runtime.ports, source_ids=[source_id], model_names=_models(body["models"]),
-            strategy=None, budget_usd=_budget(body.get("budget_usd")), path=())
+            strategy=None, budget_usd=_budget(body.get("budget_usd")), path=(),
+            mode=_mode(body.get("mode")))
         batches = await processing.batches(runtime.ports, started.batch_ids)
         return JSONResponse({
             "group_id": started.group_id, "source_id": source_id,

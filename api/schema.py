@@ -35,6 +35,7 @@ from api.queries.graph import GraphQueries
 from api.queries.optimization import OptimizationQueries
 from api.queries.processing import ProcessingQueries
 from api.queries.queue import QueueQueries
+from api.queries.review import ReviewQueries
 from api.queries.sources import SourceQueries
 from api.query_cost import MAX_STEPS, TooComplexToEstimate, estimate_nodes, refusal_message
 from api.ratelimit import RateLimited, limiter_of
@@ -50,7 +51,7 @@ def _root_types() -> tuple[type, type]:
     # Relay node fields are bound to one schema when it is built: each schema gets new roots.
     @strawberry.type
     class Query(SourceQueries, ProcessingQueries, QueueQueries, GraphQueries,
-                OptimizationQueries, CalibrationQueries):
+                OptimizationQueries, CalibrationQueries, ReviewQueries):
         node: relay.Node | None = relay.node(description="Any object by its global ID.")
         nodes: list[relay.Node | None] = relay.node(
             description="Objects by global IDs, in order."

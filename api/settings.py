@@ -12,6 +12,7 @@ from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.api_bases import allow_list, bad_allow_entries
+from domain.pricing import DEFAULT_BATCH_DISCOUNTS, parse_batch_discounts
 
 
 class Settings(BaseSettings):
@@ -70,6 +71,8 @@ class Settings(BaseSettings):
     llm_concurrency: int = Field(default=8, ge=1)
     chunk_max_tokens: int = Field(default=1500, ge=100)
     max_output_tokens: int = Field(default=4096, ge=256)
+    # BATCH mode: how often a worker looks at a provider batch in flight.
+    batch_poll_seconds: float = Field(default=60.0, gt=0, le=3600)
     chunk_overlap_tokens: int = Field(default=100, ge=0)
     reservation_ttl_seconds: int = Field(default=900, ge=30)
     daily_budget_usd: Decimal | None = Field(default=None, ge=0)
@@ -90,6 +93,9 @@ class Settings(BaseSettings):
     quality_min_verified_fragments: int = Field(default=5, ge=1)
     quality_reference_model: str | None = None
     strategy_sample_sources: int = Field(default=2, ge=1)
+    # Batch mode's discount per LiteLLM provider where the price map has no batch price and
+    # the model no batch_discount of its own (provider=discount, comma separated, [0, 1)).
+    batch_discounts: str = DEFAULT_BATCH_DISCOUNTS
 
     # Progress subscriptions
     progress_poll_seconds: float = Field(default=5.0, gt=0)
@@ -112,6 +118,17 @@ class Settings(BaseSettings):
             raise ValueError(f"MMOS_ALLOWED_API_BASES has entries that are neither a host, "
                              f"*.suffix, address nor CIDR range: {', '.join(bad)}")
         return self
+
+    @field_validator("batch_discounts")
+    @classmethod
+    def _batch_discounts(cls, value: str) -> str:
+        parse_batch_discounts(value)  # a clear error at start-up, naming the bad entry
+        return value
+
+    @property
+    def batch_discount_map(self) -> dict[str, Decimal]:
+        """MMOS_BATCH_DISCOUNTS as {provider: discount}."""
+        return parse_batch_discounts(self.batch_discounts)
 
     @model_validator(mode="after")
     def _log_json_alias(self) -> Settings:

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from db.settings_store import DAILY_BUDGET, FRAGMENT_COST_LIMIT, SettingsStore
+from domain.llm import ModelResponse
 
 
 def utc_today() -> date:
@@ -36,6 +37,32 @@ class Reservation:
     ledger_id: int
     amount: Decimal
     day: date
+
+
+@dataclass(frozen=True, slots=True)
+class CallLevers:
+    """A settled call's prompt-cache tokens and its cost split: the call's cost (`actual`)
+    = list_cost_usd − cache_saved_usd − batch_saved_usd. None list = the call's cost."""
+
+    cached_input_tokens: int = 0
+    cache_write_tokens: int = 0
+    list_cost_usd: Decimal | None = None
+    cache_saved_usd: Decimal = Decimal(0)
+    batch_saved_usd: Decimal = Decimal(0)
+
+    def params(self, actual: Decimal) -> dict[str, object]:
+        listed = actual if self.list_cost_usd is None else self.list_cost_usd
+        return {"ci": self.cached_input_tokens, "cw": self.cache_write_tokens, "lc": listed,
+                "cs": self.cache_saved_usd, "bs": self.batch_saved_usd}
+
+
+NO_LEVERS = CallLevers()
+
+
+def levers_of(response: ModelResponse) -> CallLevers:
+    """The levers of an answered call, as the gateway priced it."""
+    return CallLevers(response.cached_input_tokens, response.cache_write_tokens,
+                      response.list_cost, response.cache_saved_usd, response.batch_saved_usd)
 
 
 class BudgetExceeded(Exception):
@@ -87,12 +114,18 @@ RETURNING id
 _SETTLE_ONE = sa.text("""
 WITH settled AS (
     UPDATE budget_ledger SET status = 'settled', actual_usd = :a, input_tokens = :i,
-           output_tokens = :o, outcome = :outcome, settled_at = now()
+           output_tokens = :o, cached_input_tokens = :ci, cache_write_tokens = :cw,
+           list_cost_usd = :lc, cache_saved_usd = :cs, batch_saved_usd = :bs,
+           outcome = :outcome, settled_at = now()
     WHERE id = :id AND status = 'reserved'
     RETURNING reserved_usd, day),
 run AS (
     UPDATE source_processing SET input_tokens = input_tokens + :i,
            output_tokens = output_tokens + :o, cost_usd = cost_usd + :a,
+           cached_input_tokens = cached_input_tokens + :ci,
+           cache_write_tokens = cache_write_tokens + :cw,
+           list_cost_usd = list_cost_usd + :lc, cache_saved_usd = cache_saved_usd + :cs,
+           batch_saved_usd = batch_saved_usd + :bs,
            latency_ms = latency_ms + :l, llm_calls = llm_calls + 1,
            repair_calls = repair_calls
                + CASE WHEN CAST(:outcome AS text) = 'repair' THEN 1 ELSE 0 END,
@@ -203,17 +236,20 @@ class BudgetLedger:
 
     async def settle_call(self, reservation: Reservation, *, actual: Decimal,
                           input_tokens: int, output_tokens: int, latency_ms: int,
-                          outcome: str, run_id: int) -> bool:
+                          outcome: str, run_id: int, levers: CallLevers = NO_LEVERS) -> bool:
         """Settle a call of a batch without its own budget and add its usage to the run, in
-        one statement; False when it was settled already."""
+        one statement; False when it was settled already. `levers`: its cache tokens and
+        cost split (none: list = cost, nothing saved)."""
         row = (await self.session.execute(_SETTLE_ONE, {
             "id": reservation.ledger_id, "a": actual, "i": input_tokens, "o": output_tokens,
-            "outcome": outcome[:200], "l": latency_ms, "r": run_id})).one()
+            "outcome": outcome[:200], "l": latency_ms, "r": run_id,
+            **levers.params(actual)})).one()
         return bool(row.settled)
 
     async def settle(self, reservation: Reservation, *, actual: Decimal, input_tokens: int,
                      output_tokens: int, outcome: str,
-                     on_settled: Callable[[], Awaitable[None]] | None = None) -> bool:
+                     on_settled: Callable[[], Awaitable[None]] | None = None,
+                     levers: CallLevers = NO_LEVERS) -> bool:
         """Turn a reservation into spend; a ledger row is settled at most once.
 
         `on_settled` runs after the ledger row is marked and before the day and batch counters
@@ -221,10 +257,12 @@ class BudgetLedger:
         """
         row = (await self.session.execute(sa.text(
             "UPDATE budget_ledger SET status = 'settled', actual_usd = :a, input_tokens = :i,"
-            " output_tokens = :o, outcome = :outcome, settled_at = now()"
+            " output_tokens = :o, cached_input_tokens = :ci, cache_write_tokens = :cw,"
+            " list_cost_usd = :lc, cache_saved_usd = :cs, batch_saved_usd = :bs,"
+            " outcome = :outcome, settled_at = now()"
             " WHERE id = :id AND status = 'reserved' RETURNING reserved_usd, day, batch_id"),
             {"id": reservation.ledger_id, "a": actual, "i": input_tokens, "o": output_tokens,
-             "outcome": outcome[:200]})).first()
+             "outcome": outcome[:200], **levers.params(actual)})).first()
         if row is None:
             return False
         if on_settled is not None:

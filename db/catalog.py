@@ -87,6 +87,9 @@ def spec_of(row: ModelRow) -> ModelSpec:
         output_cost_per_million=row.output_cost_per_million,
         context_window=row.context_window,
         max_output_tokens=row.max_output_tokens,
+        cache_read_cost_per_million=row.cache_read_cost_per_million,
+        cache_write_cost_per_million=row.cache_write_cost_per_million,
+        batch_discount=row.batch_discount,
     )
 
 

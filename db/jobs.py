@@ -99,10 +99,13 @@ class JobQueue:
 
     async def release(self, job_id: int, owner: str, *, status: str = "waiting",
                       delay_seconds: float = 0, error: str | None = None,
-                      payload: dict[str, Any] | None = None) -> bool:
-        """Give a claimed job back (retry later, or wait for budget)."""
+                      payload: dict[str, Any] | None = None,
+                      refund_attempt: bool = False) -> bool:
+        """Give a claimed job back (retry later, wait for budget, or look again at a provider
+        batch later: `refund_attempt`)."""
         # Waiting for money is not a failed try: a budget pause gives its attempt back, or a
-        # few pauses would use up the retries a later transient error or dead worker needs.
+        # few pauses would use up the retries a later transient error or dead worker needs;
+        # neither is waiting for a provider's batch to finish.
         result = await self.session.execute(sa.text(
             "UPDATE processing_queue SET status = :status, lease_owner = NULL,"
             " attempts = greatest(attempts - :refund, 0),"
@@ -112,7 +115,7 @@ class JobQueue:
             " payload = payload || CAST(:payload AS jsonb), updated_at = now()"
             " WHERE id = :id AND lease_owner = :owner AND status = 'claimed'"),
             {"id": job_id, "owner": owner, "status": status, "delay": float(delay_seconds),
-             "refund": int(status == "waiting_budget"), "error": error,
+             "refund": int(status == "waiting_budget" or refund_attempt), "error": error,
              "payload": _json(payload or {})})
         return bool(result.rowcount)  # type: ignore[attr-defined]
 

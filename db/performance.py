@@ -57,7 +57,8 @@ SELECT mp.run_id, mp.batch_id, mp.source_id, s.source_type, s.char_count AS sour
        mp.latency_ms, r.metrics, r.completed_at AS finished_at, r.repair_calls,
        r.repair_cost_usd, r.answers_read, r.answers_strict, r.chunks_failed,
        mp.is_reference, mp.reference_run_id, mp.vs_reference, mp.span_metrics,
-       mp.unverified_score, mp.unverified_kind
+       mp.unverified_score, mp.unverified_kind, r.list_cost_usd, r.cache_saved_usd,
+       r.batch_saved_usd
 FROM model_performance mp
 JOIN source_processing r ON r.id = mp.run_id
      AND r.status IN ('completed', 'completed_with_errors')

@@ -6,6 +6,7 @@ import enum
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -20,6 +21,7 @@ from db.tables import (
     BatchRow,
     FragmentRow,
     ModelRow,
+    ProviderBatchRow,
     RunChunkRow,
     RunRow,
     SourceRow,
@@ -280,6 +282,17 @@ class ChunkUsage:
     llm_calls: int
     repair_calls: int = 0
     repair_cost_usd: Decimal = Decimal(0)
+    # Prompt-cache tokens and the cost split: cost_usd = list − cache saved − batch saved
+    # (list None = the cost: no lever behind it).
+    cached_input_tokens: int = 0
+    cache_write_tokens: int = 0
+    list_cost_usd: Decimal | None = None
+    cache_saved_usd: Decimal = Decimal(0)
+    batch_saved_usd: Decimal = Decimal(0)
+
+    @property
+    def list_cost(self) -> Decimal:
+        return self.cost_usd if self.list_cost_usd is None else self.list_cost_usd
 
 
 class ProcessingRepository:
@@ -301,6 +314,7 @@ class ProcessingRepository:
         budget_usd: Decimal | None,
         max_attempts: int,
         decisions: list[Any] | None = None,
+        mode: str = "interactive",
     ) -> NewBatch:
         """One batch for one model: a run and a job per source, QUEUED events included."""
         batch = BatchRow(
@@ -308,6 +322,7 @@ class ProcessingRepository:
             model_name=model.name,
             status="queued",
             strategy=strategy,
+            mode=mode,
             config=config,
             budget_usd=budget_usd,
             decisions=decisions or [],
@@ -422,6 +437,11 @@ class ProcessingRepository:
                 llm_calls=_R.llm_calls + usage.llm_calls,
                 repair_calls=_R.repair_calls + usage.repair_calls,
                 repair_cost_usd=_R.repair_cost_usd + usage.repair_cost_usd,
+                cached_input_tokens=_R.cached_input_tokens + usage.cached_input_tokens,
+                cache_write_tokens=_R.cache_write_tokens + usage.cache_write_tokens,
+                list_cost_usd=_R.list_cost_usd + usage.list_cost,
+                cache_saved_usd=_R.cache_saved_usd + usage.cache_saved_usd,
+                batch_saved_usd=_R.batch_saved_usd + usage.batch_saved_usd,
             )
         )
 
@@ -679,6 +699,35 @@ class ProcessingRepository:
         await self.session.refresh(batch)
         return batch
 
+    async def abandon_provider_batches(self, batch_id: int, max_attempts: int) -> list[int]:
+        """A cancelled batch's submissions in flight: their reservations released at once,
+        the submissions abandoned, and a job per submission the provider holds, asking it to
+        stop (after the jobs, runs and batch, the budget day is locked last). Returns the
+        job ids to wake."""
+        from db.budget import BudgetLedger, Reservation  # budget imports this module
+        from db.provider_batches import OPEN
+
+        rows = (await self.session.execute(sa.select(ProviderBatchRow).join(
+            RunRow, _R.id == ProviderBatchRow.__table__.c.run_id).where(  # type: ignore[attr-defined]
+            _R.batch_id == batch_id,
+            ProviderBatchRow.__table__.c.status.in_(OPEN)))).scalars().all()  # type: ignore[attr-defined]
+        ledger = BudgetLedger(self.session)
+        jobs: list[int] = []
+        for row in rows:
+            for held in row.reservations.values():
+                await ledger.release(Reservation(int(held["id"]), Decimal(held["amount"]),
+                                                 date.fromisoformat(held["day"])),
+                                     "batch: cancelled")
+            row.status = "abandoned"
+            row.error = "cancelled by request"
+            if row.provider_batch_id:
+                jobs.append(await JobQueue(self.session).enqueue(
+                    kind=JobKind.CANCEL_PROVIDER_BATCH.value, priority=100, run_id=row.run_id,
+                    batch_id=batch_id, max_attempts=max_attempts,
+                    payload={"providerBatch": row.id}))
+        await self.session.flush()
+        return jobs
+
     async def reopen_run(self, run: RunRow, batch: BatchRow, *, max_attempts: int) -> int:
         """Put a finished run back to pending, its batch running, a new job queued (QUEUED
         event with `retry`); returns the job id."""
@@ -719,7 +768,10 @@ class ProcessingRepository:
                 reprocessed_from_id=run.id, version=run.version + 1,
                 input_tokens=run.input_tokens, output_tokens=run.output_tokens,
                 cost_usd=run.cost_usd, llm_calls=run.llm_calls, latency_ms=run.latency_ms,
-                repair_calls=run.repair_calls, repair_cost_usd=run.repair_cost_usd))
+                repair_calls=run.repair_calls, repair_cost_usd=run.repair_cost_usd,
+                cached_input_tokens=run.cached_input_tokens,
+                cache_write_tokens=run.cache_write_tokens, list_cost_usd=run.list_cost_usd,
+                cache_saved_usd=run.cache_saved_usd, batch_saved_usd=run.batch_saved_usd))
         return created
 
     async def pending_runs(self, source_ids: Sequence[int]) -> dict[int, int]:

@@ -74,6 +74,8 @@ class ModelRow(SQLModel, table=True):
     __table_args__ = (
         sa.CheckConstraint("input_cost_per_million IS NULL OR input_cost_per_million >= 0", name="ck_models_in_price"),
         sa.CheckConstraint("output_cost_per_million IS NULL OR output_cost_per_million >= 0", name="ck_models_out_price"),
+        sa.CheckConstraint("batch_discount IS NULL OR (batch_discount >= 0 AND batch_discount < 1)", name="ck_models_batch_discount"),
+        sa.CheckConstraint("(cache_read_cost_per_million IS NULL OR cache_read_cost_per_million >= 0) AND (cache_write_cost_per_million IS NULL OR cache_write_cost_per_million >= 0)", name="ck_models_cache_prices"),
     )
 
     name: str = Field(sa_column=sa.Column(sa.String(100), primary_key=True))
@@ -82,6 +84,9 @@ class ModelRow(SQLModel, table=True):
     api_key_env: str | None = Field(default=None, sa_column=sa.Column(sa.String(100)))
     input_cost_per_million: Decimal | None = Field(default=None, sa_column=_money(nullable=True))
     output_cost_per_million: Decimal | None = Field(default=None, sa_column=_money(nullable=True))
+    cache_read_cost_per_million: Decimal | None = Field(default=None, sa_column=_money(nullable=True))
+    cache_write_cost_per_million: Decimal | None = Field(default=None, sa_column=_money(nullable=True))
+    batch_discount: Decimal | None = Field(default=None, sa_column=sa.Column(sa.Numeric(5, 4), nullable=True))
     price_source: str = Field(sa_column=sa.Column(sa.String(16), nullable=False, server_default="none"))
     context_window: int = Field(sa_column=sa.Column(sa.Integer, nullable=False, server_default="8192"))
     max_output_tokens: int = Field(sa_column=sa.Column(sa.Integer, nullable=False, server_default="4096"))
@@ -100,6 +105,7 @@ class BatchRow(SQLModel, table=True):
         _check("status", m.BatchStatus, "ck_batches_status"),
         sa.CheckConstraint(f"strategy IS NULL OR strategy IN ({_values(m.Strategy)})", name="ck_batches_strategy"),
         sa.Index("ix_batches_listing", "created_at", "id"),
+        sa.CheckConstraint("mode IN ('interactive', 'batch')", name="ck_batches_mode"),
     )
 
     id: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger, sa.Identity(), primary_key=True))
@@ -107,6 +113,7 @@ class BatchRow(SQLModel, table=True):
     model_name: str = Field(sa_column=sa.Column(sa.String(100), sa.ForeignKey("models.name"), nullable=False, index=True))
     status: str = Field(sa_column=sa.Column(sa.String(16), nullable=False, server_default="queued", index=True))
     strategy: str | None = Field(default=None, sa_column=sa.Column(sa.String(16)))
+    mode: str = Field(default="interactive", sa_column=sa.Column(sa.String(16), nullable=False, server_default="interactive"))
     config: dict[str, Any] = Field(default_factory=dict, sa_column=_jsonb())
     decisions: list[Any] = Field(default_factory=list, sa_column=_jsonb("'[]'::jsonb"))
     budget_usd: Decimal | None = Field(default=None, sa_column=_money(nullable=True))
@@ -141,6 +148,11 @@ class RunRow(SQLModel, table=True):
     input_tokens: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False, server_default="0"))
     output_tokens: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False, server_default="0"))
     cost_usd: Decimal = Field(default=Decimal(0), sa_column=_money())
+    cached_input_tokens: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False, server_default="0"))
+    cache_write_tokens: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False, server_default="0"))
+    list_cost_usd: Decimal = Field(default=Decimal(0), sa_column=_money())
+    cache_saved_usd: Decimal = Field(default=Decimal(0), sa_column=_money())
+    batch_saved_usd: Decimal = Field(default=Decimal(0), sa_column=_money())
     llm_calls: int = Field(default=0, sa_column=sa.Column(sa.Integer, nullable=False, server_default="0"))
     latency_ms: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False, server_default="0"))
     chunks_failed: int = Field(default=0, sa_column=sa.Column(sa.Integer, nullable=False, server_default="0"))
@@ -421,10 +433,42 @@ class LedgerRow(SQLModel, table=True):
     actual_usd: Decimal = Field(default=Decimal(0), sa_column=_money())
     input_tokens: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False, server_default="0"))
     output_tokens: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False, server_default="0"))
+    cached_input_tokens: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False, server_default="0"))
+    cache_write_tokens: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False, server_default="0"))
+    list_cost_usd: Decimal = Field(default=Decimal(0), sa_column=_money())
+    cache_saved_usd: Decimal = Field(default=Decimal(0), sa_column=_money())
+    batch_saved_usd: Decimal = Field(default=Decimal(0), sa_column=_money())
     outcome: str | None = Field(default=None, sa_column=sa.Column(sa.String(200)))
     created_at: datetime | None = Field(default=None, sa_column=_now_column())
     settled_at: datetime | None = Field(default=None, sa_column=sa.Column(sa.DateTime(timezone=True)))
     expires_at: datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))
+
+
+class ProviderBatchRow(SQLModel, table=True):
+    """One submission of some of a run's chunks to a provider's batch API (durable, resumable)."""
+
+    __tablename__ = "provider_batches"
+    __table_args__ = (
+        sa.CheckConstraint("status IN ('submitting', 'submitted', 'collected', 'abandoned')", name="ck_provider_batches_status"),
+        sa.Index("ix_provider_batches_run", "run_id", "status"),
+    )
+
+    id: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger, sa.Identity(), primary_key=True))
+    run_id: int = Field(sa_column=sa.Column(sa.BigInteger, sa.ForeignKey("source_processing.id", ondelete="CASCADE"), nullable=False))
+    idempotency_key: str = Field(sa_column=sa.Column(sa.String(64), nullable=False, unique=True))
+    status: str = Field(sa_column=sa.Column(sa.String(16), nullable=False))
+    provider: str = Field(sa_column=sa.Column(sa.String(32), nullable=False))
+    provider_batch_id: str | None = Field(default=None, sa_column=sa.Column(sa.String(200)))
+    provider_status: str | None = Field(default=None, sa_column=sa.Column(sa.String(32)))
+    input_file_id: str | None = Field(default=None, sa_column=sa.Column(sa.String(200)))
+    output_file_id: str | None = Field(default=None, sa_column=sa.Column(sa.String(200)))
+    error_file_id: str | None = Field(default=None, sa_column=sa.Column(sa.String(200)))
+    chunks: list[Any] = Field(default_factory=list, sa_column=_jsonb("'[]'::jsonb"))
+    reservations: dict[str, Any] = Field(default_factory=dict, sa_column=_jsonb())
+    error: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
+    polls: int = Field(default=0, sa_column=sa.Column(sa.Integer, nullable=False, server_default="0"))
+    created_at: datetime | None = Field(default=None, sa_column=_now_column())
+    updated_at: datetime | None = Field(default=None, sa_column=_now_column())
 
 
 class SettingRow(SQLModel, table=True):

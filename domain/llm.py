@@ -21,6 +21,11 @@ class ModelSpec:
     output_cost_per_million: Decimal | None = None
     context_window: int = 8192
     max_output_tokens: int = 4096
+    # Overrides of the price map's cache prices (per million) and of the provider's default
+    # batch discount; None = LiteLLM's map, the MMOS_BATCH_DISCOUNTS default.
+    cache_read_cost_per_million: Decimal | None = None
+    cache_write_cost_per_million: Decimal | None = None
+    batch_discount: Decimal | None = None
 
     @property
     def is_priced(self) -> bool:
@@ -41,7 +46,13 @@ class ModelRequest:
 
 @dataclass(frozen=True, slots=True)
 class ModelResponse:
-    """What one successful provider call returned and cost."""
+    """What one successful provider call returned and cost.
+
+    `input_tokens` is every prompt token, `cached_input_tokens` (read from the provider's
+    prompt cache) and `cache_write_tokens` (written to it) included. `list_cost_usd` is what
+    the same usage costs interactive and uncached; cost_usd = list_cost_usd − cache_saved_usd
+    − batch_saved_usd exactly (list = cost when not given).
+    """
 
     content: str
     finish_reason: str | None
@@ -51,6 +62,21 @@ class ModelResponse:
     latency_ms: int
     raw_model: str | None = None
     extra: dict[str, object] = field(default_factory=dict)
+    cached_input_tokens: int = 0
+    cache_write_tokens: int = 0
+    list_cost_usd: Decimal | None = None
+    cache_saved_usd: Decimal = Decimal(0)
+    batch_saved_usd: Decimal = Decimal(0)
+
+    def __post_init__(self) -> None:
+        if self.list_cost_usd is None:
+            object.__setattr__(self, "list_cost_usd",
+                               self.cost_usd + self.cache_saved_usd + self.batch_saved_usd)
+
+    @property
+    def list_cost(self) -> Decimal:
+        """`list_cost_usd`, typed: it is always set once the response exists."""
+        return self.cost_usd if self.list_cost_usd is None else self.list_cost_usd
 
 
 class ModelCallError(Exception):
@@ -81,8 +107,10 @@ class ModelClient(Protocol):
 
     async def complete(self, request: ModelRequest) -> ModelResponse: ...
 
-    def worst_case_cost(self, request: ModelRequest, prompt_tokens: int) -> Decimal | None:
-        """Upper bound of the call's cost, or None when the model has no known price."""
+    def worst_case_cost(self, request: ModelRequest, prompt_tokens: int, *,
+                        batch: bool = False) -> Decimal | None:
+        """Upper bound of the call's cost (at the batch price for a provider batch line), or
+        None when the model has no known price."""
         ...
 
     def count_tokens(self, model: ModelSpec, text: str) -> int: ...

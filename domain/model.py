@@ -282,6 +282,7 @@ class JobStatus(enum.StrEnum):
 
 class JobKind(enum.StrEnum):
     EXTRACT_RUN = "extract_run"
+    CANCEL_PROVIDER_BATCH = "cancel_provider_batch"
 
 
 class Strategy(enum.StrEnum):

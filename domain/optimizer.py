@@ -44,6 +44,9 @@ class Candidate:
     # Quality against the reference model's runs on the same sources, chunk by chunk (None
     # when the reference model did not run where this model did).
     paired: PairedDelta | None = None
+    # What prompt caching and batch mode saved over the samples (in cost_usd already).
+    cache_saved_usd: Decimal = Decimal(0)
+    batch_saved_usd: Decimal = Decimal(0)
 
     def __post_init__(self) -> None:
         if not isinstance(self.cost_usd, Decimal):
@@ -433,6 +436,10 @@ class SavingsRow:
     interval: tuple[float, float]
     reference_interval: tuple[float, float]
     paired: PairedDelta | None = None  # the change measured chunk by chunk, when it was
+    # The other levers, for the optimized model over its measured runs: what prompt caching
+    # and batch mode saved (USD), beside the saving of choosing the model.
+    cache_saved_usd: Decimal = Decimal(0)
+    batch_saved_usd: Decimal = Decimal(0)
 
     @property
     def quality_change_text(self) -> str:
@@ -480,6 +487,8 @@ def savings_row(source_type: str, reference: Candidate, optimized: Candidate) ->
         interval=(optimized.quality_low, optimized.quality_high),
         reference_interval=(reference.quality_low, reference.quality_high),
         paired=paired,
+        cache_saved_usd=optimized.cache_saved_usd,
+        batch_saved_usd=optimized.batch_saved_usd,
     )
 
 
@@ -535,6 +544,8 @@ def pool_candidates(
         source_chars=sum(s.source_chars for s in samples),
         samples=sum(s.samples for s in samples),
         paired=paired,
+        cache_saved_usd=sum((s.cache_saved_usd for s in samples), Decimal(0)),
+        batch_saved_usd=sum((s.batch_saved_usd for s in samples), Decimal(0)),
     )
 
 

@@ -59,6 +59,11 @@ class PerformanceRecord:
     span_metrics: dict[str, Any] = field(default_factory=dict)
     unverified_score: float | None = None
     unverified_kind: str | None = None
+    # The run's cost levers: what it would have cost interactive and uncached, and what
+    # prompt caching and batch mode saved against that (list − savings = the run's cost).
+    list_cost_usd: Decimal | None = None
+    cache_saved_usd: Decimal = Decimal(0)
+    batch_saved_usd: Decimal = Decimal(0)
 
     @property
     def format_adherence(self) -> float | None:
@@ -69,7 +74,9 @@ class PerformanceRecord:
         """This run as one sample of its model."""
         return Candidate(self.model, self.quality_score, self.quality_low, self.quality_high,
                          self.provisional, self.cost_usd, self.grounded_fragment_count,
-                         self.source_chars, 1, paired=self.vs_reference)
+                         self.source_chars, 1, paired=self.vs_reference,
+                         cache_saved_usd=self.cache_saved_usd,
+                         batch_saved_usd=self.batch_saved_usd)
 
 
 def latest_of_each_model(records: Iterable[PerformanceRecord]) -> list[PerformanceRecord]:

@@ -39,6 +39,7 @@ class Plan:
       candidates: the requested models, cheapest first.
       reference_model: the model conservative falls back to (and measures).
       threshold: the quality bar in force when the request arrived.
+      mode: interactive or batch (the provider's batch API), for every step's batches.
     """
 
     strategy: StrategyName
@@ -48,6 +49,7 @@ class Plan:
     candidates: tuple[str, ...]
     reference_model: str
     threshold: float
+    mode: str = "interactive"
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -69,6 +71,7 @@ class Plan:
             "candidates": list(self.candidates),
             "referenceModel": self.reference_model,
             "threshold": self.threshold,
+            "mode": self.mode,
         }
 
     @classmethod
@@ -82,6 +85,7 @@ class Plan:
             candidates=tuple(str(m) for m in data["candidates"]),
             reference_model=str(data["referenceModel"]),
             threshold=float(data["threshold"]),
+            mode=str(data.get("mode", "interactive")),
         )
 
 
@@ -93,6 +97,7 @@ def make_plan(
     reference_model: str | None,
     threshold: float,
     sample_size: int,
+    mode: str = "interactive",
 ) -> Plan:
     """A plan whose sample is the first `sample_size` sources; the reference defaults to the
     dearest candidate (the last one)."""
@@ -107,6 +112,7 @@ def make_plan(
         candidates=tuple(dict.fromkeys(candidates_by_cost)),
         reference_model=reference_model or candidates_by_cost[-1],
         threshold=threshold,
+        mode=mode,
     )
 
 

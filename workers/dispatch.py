@@ -25,8 +25,10 @@ class Dispatcher:
         self.broker = broker
         self.uow = uow
 
-    async def send(self, job_ids: Sequence[int], actor: str = "process_job") -> None:
-        """Wake workers for these committed jobs; a lost message is re-sent by the sweeper."""
+    async def send(self, job_ids: Sequence[int], actor: str = "process_job",
+                   delay_ms: int = 0) -> None:
+        """Wake workers for these committed jobs, after `delay_ms` when given (the broker
+        holds the message back); a lost message is re-sent by the sweeper."""
         if not job_ids:
             return
         ids = list(job_ids)
@@ -38,7 +40,10 @@ class Dispatcher:
 
         def _send() -> None:
             for job_id in ids:
-                target.send(job_id)
+                if delay_ms > 0:
+                    target.send_with_options(args=(job_id,), delay=delay_ms)
+                else:
+                    target.send(job_id)
 
         try:
             await asyncio.to_thread(_send)  # a Redis round trip must not block the loop

@@ -9,6 +9,7 @@ import contextlib
 import os
 import re
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from email.utils import parsedate_to_datetime
@@ -23,10 +24,19 @@ from domain.llm import (
     ModelSpec,
     TransientModelError,
 )
+from domain.pricing import (
+    DEFAULT_BATCH_DISCOUNTS,
+    ZERO_COST,
+    CallUsage,
+    Rates,
+    parse_batch_discounts,
+    price,
+    worst_case,
+)
 from workers.litellm_loader import load_litellm
 from workers.metrics import observe_call
 from workers.prices import MILLION as _MILLION
-from workers.prices import LiteLLMPrices
+from workers.prices import LiteLLMPrices, model_batch_rates, model_rates
 
 LOCAL_API_KEY = "sk-local"
 SCHEMA_NAME = "extraction_answer"
@@ -59,6 +69,9 @@ def _own_key(spec: ModelSpec) -> str | None:
     return value
 
 
+own_key_of = _own_key  # for the batch client (workers/batch_api.py)
+
+
 # ---------------------------------------------------------------------------------------------
 # Prices: a catalog override, else LiteLLM's model map (workers/prices.py).
 
@@ -76,6 +89,55 @@ def cost_of(prices: tuple[Decimal, Decimal], input_tokens: int, output_tokens: i
     """USD cost of a token usage at per-million prices, exact in Decimal."""
     per_input, per_output = prices
     return (Decimal(input_tokens) * per_input + Decimal(output_tokens) * per_output) / _MILLION
+
+
+def rates_for(spec: ModelSpec) -> Rates | None:
+    """A model's interactive rates (input, output, cache read, cache write per million):
+    the catalog's input/output override wins, cache prices from its overrides else the map
+    (workers/prices.py `model_rates`); None when unpriced."""
+    return model_rates(spec)
+
+
+def batch_rates_for(spec: ModelSpec, discounts: Mapping[str, Decimal]) -> Rates | None:
+    """A model's batch-mode rates (workers/prices.py `model_batch_rates`): price a batch
+    result with `domain.pricing.price(usage, rates_for(spec), batch_rates=...)`."""
+    return model_batch_rates(spec, discounts)
+
+
+# LiteLLM providers whose prompt caching needs explicit `cache_control` markers (Anthropic's
+# models, direct or through Bedrock and Vertex AI); OpenAI and Gemini cache on their own.
+_MARKER_PROVIDERS = ("anthropic", "bedrock", "vertex_ai")
+
+
+def needs_cache_marker(spec: ModelSpec) -> bool:
+    """True for an Anthropic model (direct, Bedrock or Vertex AI) that LiteLLM says
+    supports prompt caching: its stable prefix is sent with a `cache_control` marker."""
+    provider = _PRICES.provider_of(spec.litellm_model)
+    if provider not in _MARKER_PROVIDERS:
+        return False
+    if provider != "anthropic" and not any(
+            word in spec.litellm_model.lower() for word in ("anthropic", "claude")):
+        return False
+    try:
+        from litellm.utils import supports_prompt_caching
+
+        _litellm()
+        return bool(supports_prompt_caching(model=spec.litellm_model))
+    except Exception:
+        return False
+
+
+def with_cache_marker(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The messages with the system message (the stable prefix) as one text block marked
+    `cache_control: ephemeral`; nothing else changes."""
+    marked: list[dict[str, Any]] = []
+    for message in messages:
+        content = message.get("content")
+        if message.get("role") == "system" and isinstance(content, str) and content:
+            block = {"type": "text", "text": content, "cache_control": {"type": "ephemeral"}}
+            message = {**message, "content": [block]}
+        marked.append(message)
+    return marked
 
 
 # ---------------------------------------------------------------------------------------------
@@ -181,10 +243,15 @@ class LiteLLMClient:
     it, so it must follow the strict rules (every property required, no additional properties).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, batch_discounts: Mapping[str, Decimal] | None = None) -> None:
         # OpenAI clients of custom bases, per event loop, base and key (see _custom_client).
         self._clients: dict[tuple[int, str, str], Any] = {}
         self._checked_hosts: dict[str, float] = {}
+        # Default batch discount per provider (MMOS_BATCH_DISCOUNTS), where the price map
+        # has no batch price and the model no discount of its own.
+        self.batch_discounts: Mapping[str, Decimal] = (
+            parse_batch_discounts(DEFAULT_BATCH_DISCOUNTS) if batch_discounts is None
+            else dict(batch_discounts))
 
     async def complete(self, request: ModelRequest) -> ModelResponse:
         """Call the model once and return its answer, usage and exact cost."""
@@ -206,12 +273,16 @@ class LiteLLMClient:
         observe_call(request.model.name, elapsed, "ok")
         return self._model_response(request, response, round(elapsed * 1000), kwargs)
 
-    def worst_case_cost(self, request: ModelRequest, prompt_tokens: int) -> Decimal | None:
-        """Cost if the model used all of max_tokens; None when the model has no known price."""
-        prices = prices_for(request.model)
-        if prices is None:
+    def worst_case_cost(self, request: ModelRequest, prompt_tokens: int, *,
+                        batch: bool = False) -> Decimal | None:
+        """Cost if the model used all of max_tokens, every prompt token at its dearest rate
+        (a cache write may cost more than input), at the batch price for a provider batch
+        line; None when the model has no known price."""
+        rates = (batch_rates_for(request.model, self.batch_discounts) if batch
+                 else rates_for(request.model))
+        if rates is None:
             return None
-        return cost_of(prices, prompt_tokens, request.max_tokens)
+        return worst_case(rates, prompt_tokens, request.max_tokens)
 
     def count_tokens(self, model: ModelSpec, text: str) -> int:
         """Tokens of `text` for `model`: LiteLLM's tokenizer for mapped models, else an estimate."""
@@ -239,8 +310,14 @@ class LiteLLMClient:
             "num_retries": 0,
             "max_retries": 0,
         }
+        if needs_cache_marker(spec):
+            kwargs["messages"] = with_cache_marker(request.messages)
         own_key = _own_key(spec)
-        if spec.api_base:
+        if spec.api_base and not spec.litellm_model.startswith("openai/"):
+            # Not the OpenAI-compatible route (the catalog refuses such a model; tests point
+            # an Anthropic model at the loopback fake): LiteLLM's own client, no default key.
+            kwargs["api_key"] = own_key or LOCAL_API_KEY
+        elif spec.api_base:
             # A custom base gets the model's own key or a placeholder (local servers ignore it,
             # the SDK insists on one), never a provider's default key from the environment.
             # Its client follows no redirect: a base that answers 3xx gets nothing more.
@@ -337,42 +414,104 @@ class LiteLLMClient:
                 return {"type": "json_schema", "json_schema": schema}
         return {"type": "json_object"}
 
+    # -- batch lines ------------------------------------------------------------------------------
+
+    def batch_body(self, request: ModelRequest) -> dict[str, Any]:
+        """The chat request body a batch line carries: what `complete` would send."""
+        kwargs = self._call_arguments(request)
+        body: dict[str, Any] = {"messages": kwargs["messages"],
+                                "max_tokens": kwargs["max_tokens"],
+                                "temperature": kwargs["temperature"]}
+        if "response_format" in kwargs:
+            body["response_format"] = kwargs["response_format"]
+        return body
+
+    def batch_response(self, request: ModelRequest, body: dict[str, Any]) -> ModelResponse:
+        """A batch result line's chat completion as a priced response, at the batch price."""
+        litellm = _litellm()
+        response = litellm.ModelResponse(**body)
+        return self._model_response(request, response, 0, self._call_arguments(request),
+                                    batch=True)
+
     # -- response ---------------------------------------------------------------------------------
 
     def _model_response(
-        self, request: ModelRequest, response: Any, latency_ms: int, kwargs: dict[str, Any]
+        self, request: ModelRequest, response: Any, latency_ms: int, kwargs: dict[str, Any],
+        *, batch: bool = False,
     ) -> ModelResponse:
         choices = getattr(response, "choices", None) or []
         if not choices:
             raise TransientModelError(f"{request.model.name}: the provider returned no choices")
         choice = choices[0]
         content = getattr(choice.message, "content", None) or ""
-        input_tokens, output_tokens, estimated = self._usage(request, response, content)
-        prices = prices_for(request.model)
-        cost = cost_of(prices, input_tokens, output_tokens) if prices else Decimal(0)
+        usage, estimated = self._usage(request, response, content)
+        rates = rates_for(request.model)
+        if rates is None:
+            cost = ZERO_COST
+        else:
+            batch_rates = batch_rates_for(request.model, self.batch_discounts) if batch else None
+            if batch and batch_rates is None:
+                raise DeterministicModelError(f"{request.model.name}: no batch price is known "
+                                              "(the price map has none and no batch discount "
+                                              "applies)")
+            cost = price(usage, rates, batch_rates=batch_rates)
         response_format = kwargs.get("response_format") or {}
         return ModelResponse(
             content=content,
             finish_reason=getattr(choice, "finish_reason", None),
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-            cost_usd=cost,
+            input_tokens=usage.prompt_tokens,
+            output_tokens=usage.completion_tokens,
+            cost_usd=cost.cost_usd,
             latency_ms=latency_ms,
             raw_model=getattr(response, "model", None),
             extra={
-                "priced": prices is not None,
+                "priced": rates is not None,
                 "usage_estimated": estimated,
                 "response_format": response_format.get("type", "none"),
             },
+            cached_input_tokens=usage.cached_tokens,
+            cache_write_tokens=usage.cache_write_tokens,
+            list_cost_usd=cost.list_cost_usd,
+            cache_saved_usd=cost.cache_saved_usd,
+            batch_saved_usd=cost.batch_saved_usd,
         )
 
-    def _usage(self, request: ModelRequest, response: Any, content: str) -> tuple[int, int, bool]:
+    def _usage(self, request: ModelRequest, response: Any, content: str) -> tuple[CallUsage, bool]:
         usage = getattr(response, "usage", None)
         prompt = getattr(usage, "prompt_tokens", None)
         completion = getattr(usage, "completion_tokens", None)
         if isinstance(prompt, int) and isinstance(completion, int):
-            return prompt, completion, False
+            cached, written = cache_usage_of(usage)
+            # LiteLLM's prompt_tokens already counts cache reads and writes (it adds them to
+            # Anthropic's input_tokens); a server that left them out still bills them.
+            return CallUsage(max(prompt, cached + written), max(completion, 0), cached,
+                             written), False
         # Some local servers report no usage: estimate rather than record a free call.
-        prompt_text = "\n".join(str(m.get("content") or "") for m in request.messages)
+        prompt_text = "\n".join(_text_of(m.get("content")) for m in request.messages)
         count = self.count_tokens
-        return count(request.model, prompt_text), count(request.model, content), True
+        return CallUsage(count(request.model, prompt_text), count(request.model, content)), True
+
+
+def _count(holder: Any, name: str) -> int:
+    value = holder.get(name) if isinstance(holder, dict) else getattr(holder, name, None)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def cache_usage_of(usage: Any) -> tuple[int, int]:
+    """(cache-read, cache-write) prompt tokens of a LiteLLM usage. LiteLLM puts every
+    provider's cache reads in `prompt_tokens_details.cached_tokens` (OpenAI's own field,
+    Anthropic's `cache_read_input_tokens`, Gemini's `cachedContentTokenCount`) and Anthropic's
+    `cache_creation_input_tokens` in `prompt_tokens_details.cache_creation_tokens` (and
+    `cache_write_tokens`), with the raw Anthropic names on the usage itself too."""
+    details = getattr(usage, "prompt_tokens_details", None)
+    cached = _count(details, "cached_tokens") or _count(usage, "cache_read_input_tokens")
+    written = (_count(details, "cache_creation_tokens") or _count(details, "cache_write_tokens")
+               or _count(usage, "cache_creation_input_tokens"))
+    return cached, written
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, list):
+        return "".join(str(block.get("text") or "") for block in content
+                       if isinstance(block, dict))
+    return str(content or "")

@@ -16,6 +16,7 @@ import dramatiq
 
 from db.workers import beat, forget
 from domain.llm import ModelClient
+from workers.batch_api import batch_client_for
 from workers.pipeline import Pipeline, PipelineHooks
 
 log = logging.getLogger("mmos.worker")
@@ -57,8 +58,9 @@ class WorkerHost:
             dispatcher = self.runtime.uow.dispatcher
             if self.hooks.wake is None and dispatcher is not None:
                 self.hooks.wake = dispatcher.send
-            self.pipeline = Pipeline(self.runtime, self.client_factory(), self.worker_id,
-                                     self.hooks)
+            client = self.client_factory()
+            self.pipeline = Pipeline(self.runtime, client, self.worker_id, self.hooks,
+                                     batch_client=batch_client_for(client))
             self._tasks.append(asyncio.create_task(self._heartbeat()))
             if self.sweep:
                 self._tasks.append(asyncio.create_task(self._sweeper()))

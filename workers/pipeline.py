@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from db.budget import BudgetExceeded, BudgetLedger, Reservation
+from db.budget import BudgetExceeded, BudgetLedger, Reservation, levers_of
 from db.catalog import spec_of
 from db.engine import sqlstate_of
 from db.jobs import ClaimedJob, JobQueue
@@ -24,6 +26,8 @@ from db.processing import (
     RunNotActive,
     store_chunk,
 )
+from db.provider_batches import ProviderBatchRepository
+from db.tables import ProviderBatchRow
 from domain.answers import (
     EXTRACT,
     REPAIR,
@@ -33,6 +37,7 @@ from domain.answers import (
     StoredAnswers,
     too_many_failed,
 )
+from domain.batching import WINDOW_SECONDS, BatchLine, BatchState, batch_provider
 from domain.chunking import Chunk, chunk_text, split_chunk
 from domain.extraction import PreparedFragment, prepare_fragments
 from domain.llm import (
@@ -42,7 +47,7 @@ from domain.llm import (
     ModelResponse,
     TransientModelError,
 )
-from domain.model import FINISHED_RUN
+from domain.model import FINISHED_RUN, JobKind
 from domain.parsing import FRAGMENTS_JSON_SCHEMA, AnswerFormatError, ParsedAnswer, parse_answer
 from domain.prompt import build_messages, build_repair_messages
 from domain.services import quality
@@ -50,6 +55,7 @@ from domain.services import quality
 log = logging.getLogger("mmos.pipeline")
 
 RETRY_AFTER_CAP_S = 60.0
+MAX_BATCH_SUBMISSIONS = 3  # provider batches a chunk may come back from without an answer
 UNIQUE_VIOLATION = "23505"
 PROMPT_OVERHEAD_TOKENS = 800
 
@@ -92,6 +98,20 @@ class _Usage:
     cost_usd: Decimal = Decimal(0)
     latency_ms: int = 0
     calls: int = 0
+    # Prompt-cache tokens and the cost levers: cost = list − cache saved − batch saved.
+    cached_input_tokens: int = 0
+    cache_write_tokens: int = 0
+    list_cost_usd: Decimal = Decimal(0)
+    cache_saved_usd: Decimal = Decimal(0)
+    batch_saved_usd: Decimal = Decimal(0)
+
+    @classmethod
+    def of_response(cls, response: ModelResponse) -> _Usage:
+        """One answered call's usage and cost split."""
+        return cls(response.input_tokens, response.output_tokens, response.cost_usd,
+                   response.latency_ms, 1, response.cached_input_tokens,
+                   response.cache_write_tokens, response.list_cost, response.cache_saved_usd,
+                   response.batch_saved_usd)
 
     def add(self, other: _Usage) -> None:
         self.input_tokens += other.input_tokens
@@ -99,10 +119,19 @@ class _Usage:
         self.cost_usd += other.cost_usd
         self.latency_ms += other.latency_ms
         self.calls += other.calls
+        self.cached_input_tokens += other.cached_input_tokens
+        self.cache_write_tokens += other.cache_write_tokens
+        self.list_cost_usd += other.list_cost_usd
+        self.cache_saved_usd += other.cache_saved_usd
+        self.batch_saved_usd += other.batch_saved_usd
 
     def frozen(self) -> ChunkUsage:
         return ChunkUsage(self.input_tokens, self.output_tokens, self.cost_usd, self.latency_ms,
-                          self.calls)
+                          self.calls, cached_input_tokens=self.cached_input_tokens,
+                          cache_write_tokens=self.cache_write_tokens,
+                          list_cost_usd=self.list_cost_usd,
+                          cache_saved_usd=self.cache_saved_usd,
+                          batch_saved_usd=self.batch_saved_usd)
 
 
 @dataclass
@@ -142,6 +171,7 @@ class Pipeline:
     owner: str
     hooks: PipelineHooks = field(default_factory=PipelineHooks)
     sleep: Callable[[float], Any] = asyncio.sleep
+    batch_client: Any = None  # workers.batch_api.BatchClient, for BATCH-mode runs
 
     @property
     def settings(self) -> Any:
@@ -184,6 +214,8 @@ class Pipeline:
 
     async def run_job(self, job: ClaimedJob) -> str:
         """Run one claimed extraction job to an outcome; returns the run status."""
+        if job.kind == JobKind.CANCEL_PROVIDER_BATCH.value:
+            return await self._cancel_provider_batch(job)
         async with self.uow(read_only=True) as uow:
             ctx = await uow.processing.run_context(job.run_id or 0)
         if ctx is None:
@@ -208,6 +240,20 @@ class Pipeline:
                 await self._reread(ctx, flags)
                 return await self._finish(job, ctx, "completed", None)
             await self._preflight(ctx)
+            if ctx.batch.mode == "batch":
+                try:
+                    waiting = await self._batch_process(job, ctx, flags)
+                except TransientModelError as exc:
+                    # The provider's batch service is down or busy: look again later; what
+                    # was written (the submission, its reservations) is resumed from.
+                    log.warning("run %s: batch API unavailable, looking again later: %s",
+                                ctx.run.id, exc.message)
+                    return await self._batch_wait(job, ctx)
+                except DeterministicModelError as exc:
+                    raise RunFailed(exc.message) from None
+                if waiting is not None:
+                    return waiting
+                return await self._finish(job, ctx, "completed", None)
             chunks = self._chunks(ctx)
             await self._commit(lambda s: ProcessingRepository(s).start_run(
                 ctx.run.id or 0, ctx.batch.id or 0, len(chunks)))
@@ -412,15 +458,20 @@ class Pipeline:
 
     async def _extract(self, ctx: RunContext, chunk: Chunk, flags: _Flags, *, part: int,
                        allow_split: bool, settling: list[asyncio.Future[None]],
-                       ordinal: int = 0) -> _ChunkResult:
+                       ordinal: int = 0, first: ModelResponse | None = None) -> _ChunkResult:
         """The chunk's answer, read tolerantly; one repair call only when it cannot be read.
-        An answer that stays unreadable fails the chunk, not the run."""
+        An answer that stays unreadable fails the chunk, not the run. `first` is an answer
+        already paid for (a provider batch's result): it is read instead of calling."""
         result = _ChunkResult()
-        messages = build_messages(chunk.text, language=ctx.source.language,
-                                  source_type=ctx.source.source_type)
+        messages = self._messages(ctx, chunk)
         kind = EXTRACT
         while True:
-            response = await self._call(ctx, messages, kind, result.usage, flags, settling)
+            if first is not None:
+                response, first = first, None
+                result.usage.add(_Usage(response.input_tokens, response.output_tokens,
+                                        response.cost_usd, response.latency_ms, 1))
+            else:
+                response = await self._call(ctx, messages, kind, result.usage, flags, settling)
             if response.finish_reason == "length":
                 result.answers.append(_record(part, kind, chunk, response, None,
                                               "cut at the output limit"))
@@ -442,6 +493,193 @@ class Pipeline:
             result.answers.append(_record(part, kind, chunk, response, parsed, None))
             result.fragments = self._prepared(ctx, chunk, parsed, ordinal)
             return result
+
+    @staticmethod
+    def _messages(ctx: RunContext, chunk: Chunk) -> list[dict[str, str]]:
+        return build_messages(chunk.text, language=ctx.source.language,
+                              source_type=ctx.source.source_type)
+
+    def _request(self, ctx: RunContext, messages: list[dict[str, str]]) -> ModelRequest:
+        return ModelRequest(model=spec_of(ctx.model), messages=messages,
+                            max_tokens=self._max_tokens(ctx), json_schema=FRAGMENTS_JSON_SCHEMA,
+                            timeout_s=self.settings.llm_timeout_seconds)
+
+    # -- BATCH mode: the provider's batch API ----------------------------------------------
+
+    async def _batch_process(self, job: ClaimedJob, ctx: RunContext,
+                             flags: _Flags) -> str | None:
+        """One step of a BATCH-mode run: submit the chunks not stored yet, or look at the
+        submission in flight, or collect its results and submit again what did not come back.
+        Returns the status to leave the run in while the provider works (the job comes back
+        after `MMOS_BATCH_POLL_SECONDS`), or None when every chunk is stored."""
+        if self.batch_client is None:
+            raise RunFailed(f"{ctx.model.name}: this worker's model client has no batch API")
+        run_id = ctx.run.id or 0
+        chunks = {chunk.index: chunk for chunk in self._chunks(ctx)}
+        async with self.uow(read_only=True) as uow:
+            states = await uow.processing.chunk_states(run_id)
+            submission = await ProviderBatchRepository(uow.session).open_of_run(run_id)
+            history = await ProviderBatchRepository(uow.session).of_runs([run_id])
+        if submission is None:
+            todo = [chunks[i] for i in sorted(chunks) if i not in states]
+            if not todo:
+                return None
+            tried = _submissions_per_chunk(history.get(run_id, []))
+            exhausted = [c for c in todo if tried.get(c.index, 0) >= MAX_BATCH_SUBMISSIONS]
+            for chunk in exhausted:  # failed in every submission: failed alone, as a chunk
+                await self._store(ctx, chunk, _ChunkResult(error=(
+                    f"{ctx.model.name}: chunk {chunk.index} came back without an answer from "
+                    f"{MAX_BATCH_SUBMISSIONS} provider batches")))
+            todo = [c for c in todo if c not in exhausted]
+            if not todo:
+                return None
+            await self._commit(lambda s: ProcessingRepository(s).start_run(
+                run_id, ctx.batch.id or 0, len(chunks)))
+            submission = await self._batch_reserve(ctx, todo)
+        if submission.status == "submitting":
+            await self._batch_send(ctx, submission, chunks)
+            return await self._batch_wait(job, ctx)
+        state = await self.batch_client.state(spec_of(ctx.model),
+                                              submission.provider_batch_id or "")
+        if not state.ended:
+            await self._commit(lambda s: ProviderBatchRepository(s).polled(
+                submission.id or 0, state.status))
+            return await self._batch_wait(job, ctx)
+        await self._batch_collect(ctx, submission, state, chunks, flags)
+        # What did not come back is submitted again, at once, in a new provider batch.
+        return await self._batch_process(job, ctx, flags)
+
+    async def _cancel_provider_batch(self, job: ClaimedJob) -> str:
+        """Ask the provider to stop the batch of a cancelled submission (its reservations
+        were released when it was cancelled); a transient failure is retried later."""
+        row_id = int(job.payload.get("providerBatch") or 0)
+        async with self.uow(read_only=True) as uow:
+            row = await uow.session.get(ProviderBatchRow, row_id)
+            ctx = await uow.processing.run_context(job.run_id or 0)
+        outcome, error = "done", None
+        if row is not None and ctx is not None and row.provider_batch_id \
+                and self.batch_client is not None:
+            try:
+                state = await self.batch_client.cancel(spec_of(ctx.model),
+                                                       row.provider_batch_id)
+                await self._commit(lambda s: ProviderBatchRepository(s).polled(row_id, state))
+            except TransientModelError as exc:
+                message = exc.message
+                if job.attempts < job.max_attempts:
+                    await self._commit(lambda s: JobQueue(s).release(
+                        job.id, self.owner, delay_seconds=30, error=message))
+                    return "pending"
+                outcome, error = "failed", message
+            except DeterministicModelError as exc:
+                outcome, error = "failed", exc.message
+        await self._commit(lambda s: JobQueue(s).finish(job.id, self.owner, outcome, error))
+        return outcome
+
+    async def _batch_reserve(self, ctx: RunContext, chunks: list[Chunk]) -> Any:
+        """Write the submission with the worst case of each chunk reserved, before anything is
+        sent: a budget that cannot cover it pauses the run, nothing is submitted."""
+        spec = spec_of(ctx.model)
+        worst: dict[int, Decimal] = {}
+        for chunk in chunks:
+            request = self._request(ctx, self._messages(ctx, chunk))
+            prompt = self.client.count_tokens(
+                spec, "\n".join(m["content"] for m in request.messages))
+            worst[chunk.index] = self.client.worst_case_cost(request, prompt,
+                                                             batch=True) or Decimal(0)
+        ttl = WINDOW_SECONDS + 3600
+        provider = batch_provider(spec.litellm_model) or "unknown"
+
+        async def work(session: Any) -> Any:
+            ledger = self._ledger(session)
+            held: dict[int, dict[str, str]] = {}
+            for index, amount in worst.items():
+                reservation = await ledger.reserve(
+                    amount=amount, model_name=ctx.model.name, call_kind="batch",
+                    batch_id=ctx.batch.id, run_id=ctx.run.id, job_id=None, ttl_seconds=ttl,
+                    batch_has_budget=ctx.batch.budget_usd is not None)
+                held[index] = {"id": str(reservation.ledger_id),
+                               "amount": str(reservation.amount),
+                               "day": reservation.day.isoformat()}
+            return await ProviderBatchRepository(session).create(
+                run_id=ctx.run.id or 0, key=uuid.uuid4().hex, provider=provider,
+                chunks=sorted(worst), reservations=held)
+
+        try:
+            return await self._commit(work)
+        except BudgetExceeded as exc:
+            raise BudgetPause(str(exc), exc.needed) from None
+
+    async def _batch_send(self, ctx: RunContext, submission: Any,
+                          chunks: dict[int, Chunk]) -> None:
+        """Hand the submission to the provider, unless it already has it (a worker died after
+        sending and before recording): found by the idempotency key in its metadata."""
+        spec = spec_of(ctx.model)
+        found = await self.batch_client.find(spec, submission.idempotency_key)
+        if found is None:
+            lines = [self.batch_client.line(index, self._request(
+                ctx, self._messages(ctx, chunks[index]))) for index in submission.chunks]
+            found = await self.batch_client.submit(spec, lines, submission.idempotency_key)
+        input_file, batch_id = found
+        await self._commit(lambda s: ProviderBatchRepository(s).submitted(
+            submission.id or 0, input_file_id=input_file, batch_id=batch_id))
+
+    async def _batch_wait(self, job: ClaimedJob, ctx: RunContext) -> str:
+        """Give the job back until the next look at the provider; the wait costs no attempt."""
+        delay = self.settings.batch_poll_seconds
+        released = await self._commit(lambda s: JobQueue(s).release(
+            job.id, self.owner, delay_seconds=delay, refund_attempt=True))
+        if released and self.uow.dispatcher is not None:
+            await self.uow.dispatcher.send([job.id], delay_ms=round(delay * 1000))
+        return "processing"
+
+    async def _batch_collect(self, ctx: RunContext, submission: Any, state: BatchState,
+                             chunks: dict[int, Chunk], flags: _Flags) -> None:
+        """Store every result that came back, settled at the batch price (each reservation is
+        settled at most once, each chunk stored once), release the reservations of the chunks
+        that did not come back, and close the submission."""
+        spec = spec_of(ctx.model)
+        lines: dict[int, BatchLine] = {}
+        for file_id in (state.error_file_id, state.output_file_id):  # answers win over errors
+            if file_id:
+                for line in await self.batch_client.lines(spec, file_id):
+                    if line.chunk_index in submission.chunks:
+                        lines[line.chunk_index] = line
+        async with self.uow(read_only=True) as uow:
+            states = await uow.processing.chunk_states(ctx.run.id or 0)
+        missing: list[str] = []
+        for index in submission.chunks:
+            if flags.cancelled or flags.lease_lost:
+                raise RunCancelled()
+            held = submission.reservations.get(str(index))
+            reservation = Reservation(int(held["id"]), Decimal(held["amount"]),
+                                      date.fromisoformat(held["day"])) if held else None
+            line = lines.get(index)
+            if index in states:  # stored before a crash: its settlement happened first
+                continue
+            if line is None or not line.ok or line.body is None:
+                missing.append(f"{index}: {line.error if line else 'no result'}")
+                if reservation is not None:
+                    await self._release_quietly(reservation, "batch: no result")
+                continue
+            chunk = chunks[index]
+            request = self._request(ctx, self._messages(ctx, chunk))
+            response = self.client.batch_response(request, line.body)
+            if reservation is not None:
+                call = _Usage(response.input_tokens, response.output_tokens, response.cost_usd,
+                              0, 1)
+                await self._settle(ctx, reservation, response, call, "batch")
+            settling: list[asyncio.Future[None]] = []
+            try:
+                result = await self._extract(ctx, chunk, flags, part=WHOLE, allow_split=True,
+                                             settling=settling, first=response)
+            finally:
+                await _settled(settling)
+            await self._store(ctx, chunk, result)
+        error = "; ".join(missing)[:2000] or None
+        await self._commit(lambda s: ProviderBatchRepository(s).collected(
+            submission.id or 0, provider_status=state.status,
+            output_file_id=state.output_file_id, error_file_id=state.error_file_id,
+            error=error))
 
     def _prepared(self, ctx: RunContext, chunk: Chunk, parsed: ParsedAnswer,
                   ordinal: int) -> list[PreparedFragment]:
@@ -527,9 +765,7 @@ class Pipeline:
                     settling: list[asyncio.Future[None]]) -> ModelResponse:
         """One logical call: reserve, call, settle; transient errors retried with backoff."""
         spec = spec_of(ctx.model)
-        request = ModelRequest(model=spec, messages=messages, max_tokens=self._max_tokens(ctx),
-                               json_schema=FRAGMENTS_JSON_SCHEMA,
-                               timeout_s=self.settings.llm_timeout_seconds)
+        request = self._request(ctx, messages)
         prompt_tokens = self.client.count_tokens(spec, "\n".join(m["content"] for m in messages))
         worst = self.client.worst_case_cost(request, prompt_tokens) or Decimal(0)
         retries = self.settings.llm_max_transient_retries
@@ -557,8 +793,7 @@ class Pipeline:
             # The provider has answered (and billed): the settlement is a task of its own, so
             # a cancellation arriving now cannot leave the call reserved until the sweeper
             # releases it as free; the chunk waits for it before it is stored.
-            call = _Usage(response.input_tokens, response.output_tokens, response.cost_usd,
-                          response.latency_ms, 1)
+            call = _Usage.of_response(response)
             usage.add(call)
             settling.append(asyncio.ensure_future(
                 self._settle(ctx, reservation, response, call, kind)))
@@ -609,7 +844,7 @@ class Pipeline:
             await self._autocommit(lambda connection: self._ledger(connection).settle_call(
                 reservation, actual=response.cost_usd, input_tokens=response.input_tokens,
                 output_tokens=response.output_tokens, latency_ms=response.latency_ms,
-                outcome=kind, run_id=ctx.run.id or 0))
+                outcome=kind, run_id=ctx.run.id or 0, levers=levers_of(response)))
             return
 
         usage = call.frozen()
@@ -620,6 +855,7 @@ class Pipeline:
             await self._ledger(session).settle(
                 reservation, actual=response.cost_usd, input_tokens=response.input_tokens,
                 output_tokens=response.output_tokens, outcome=kind,
+                levers=levers_of(response),
                 on_settled=lambda: ProcessingRepository(session).add_usage(
                     ctx.run.id or 0, usage))
 
@@ -627,7 +863,7 @@ class Pipeline:
 
     async def _settle_failure(self, ctx: RunContext, reservation: Reservation, cost: Decimal,
                               usage: _Usage, outcome: str) -> None:
-        call = _Usage(0, 0, cost, 0, 1)
+        call = _Usage(0, 0, cost, 0, 1, list_cost_usd=cost)  # no lever behind a failed call
         usage.add(call)
 
         async def work(session: Any) -> None:
@@ -663,6 +899,16 @@ class Pipeline:
             shown = "no grounded fragment" if per_fragment is None else f"${per_fragment:.6f}"
             raise RunStopped(f"cost per grounded fragment ({shown}) exceeds the limit of "
                              f"${limit} after {count} fragments")
+
+
+def _submissions_per_chunk(history: list[Any]) -> dict[int, int]:
+    """How many provider batches each chunk was submitted in (abandoned ones do not count)."""
+    counts: dict[int, int] = {}
+    for row in history:
+        if row.status != "abandoned":
+            for index in row.chunks:
+                counts[int(index)] = counts.get(int(index), 0) + 1
+    return counts
 
 
 def _record(part: int, kind: str, chunk: Chunk, response: ModelResponse,

@@ -11,7 +11,21 @@ from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from typing import Any
 
+from domain.llm import ModelSpec
+from domain.pricing import ListedPrices, Rates, batch_rates
+
 MILLION = Decimal(1_000_000)
+# The price map's per-token keys of each kind, interactive and batch.
+_LISTED_KEYS = {
+    "input": "input_cost_per_token",
+    "output": "output_cost_per_token",
+    "cache_read": "cache_read_input_token_cost",
+    "cache_write": "cache_creation_input_token_cost",
+    "input_batch": "input_cost_per_token_batches",
+    "output_batch": "output_cost_per_token_batches",
+    "cache_read_batch": "cache_read_input_token_cost_batches",
+    "cache_write_batch": "cache_creation_input_token_cost_batches",
+}
 _NOT_A_MODEL = "sample_spec"  # the documentation entry at the top of LiteLLM's price map
 
 
@@ -30,6 +44,35 @@ class LiteLLMPrices:
             return None
         # str() first: Decimal(1.5e-07) would carry the float's binary error into money.
         return _plain(Decimal(str(per_input)) * MILLION), _plain(Decimal(str(per_output)) * MILLION)
+
+    def listed_of(self, litellm_model: str) -> ListedPrices | None:
+        """Every per-million price the map has for the model (cache and batch ones included),
+        None when the map lacks the model."""
+        found = self.entry_of(litellm_model)
+        if found is None:
+            return None
+        entry = found[1]
+        values = {kind: _per_million(entry.get(key)) for kind, key in _LISTED_KEYS.items()}
+        return ListedPrices(**values)
+
+    def provider_of(self, litellm_model: str) -> str | None:
+        """LiteLLM's provider of a model string (`openai`, `anthropic`, `vertex_ai`,
+        `bedrock`, …), families folded (`vertex_ai-anthropic_models` → `vertex_ai`)."""
+        provider: str | None = None
+        try:
+            provider = str(_litellm().get_llm_provider(model=litellm_model)[1])
+        except Exception:
+            found = self.entry_of(litellm_model)
+            value = found[1].get("litellm_provider") if found else None
+            provider = value if isinstance(value, str) else None
+            if provider is None and "/" in litellm_model:
+                provider = litellm_model.split("/", 1)[0]
+        if provider is None:
+            return None
+        for family in ("vertex_ai", "bedrock"):
+            if provider.startswith(family):
+                return family
+        return provider
 
     def limits_of(self, litellm_model: str) -> tuple[int | None, int | None]:
         """(context window, max output tokens), each None when unknown.
@@ -56,6 +99,56 @@ class LiteLLMPrices:
             if key != _NOT_A_MODEL and isinstance(entry, Mapping):
                 return key, entry
         return None
+
+
+_PRICES = LiteLLMPrices()
+
+
+def model_rates(spec: ModelSpec) -> Rates | None:
+    """A catalog model's interactive rates: its input/output override when set, else the
+    map's; cache rates from its overrides, else the map's, else the input rate (no discount).
+    None when the model has no known input/output price."""
+    if spec.input_cost_per_million is not None and spec.output_cost_per_million is not None:
+        io: tuple[Decimal, Decimal] | None = (spec.input_cost_per_million,
+                                              spec.output_cost_per_million)
+    else:
+        io = _PRICES.price_of(spec.litellm_model)
+    if io is None:
+        return None
+    listed = _PRICES.listed_of(spec.litellm_model) or ListedPrices()
+    read = spec.cache_read_cost_per_million
+    write = spec.cache_write_cost_per_million
+    return Rates(io[0], io[1],
+                 read if read is not None else listed.cache_read,
+                 write if write is not None else listed.cache_write)
+
+
+def model_batch_rates(spec: ModelSpec, discounts: Mapping[str, Decimal]) -> Rates | None:
+    """A catalog model's batch-mode rates: its own `batch_discount` when set, else the
+    map's batch prices where it has them, else its provider's default discount from
+    `discounts` (MMOS_BATCH_DISCOUNTS). None when nothing says what batch mode costs (or the
+    model has no price)."""
+    rates = model_rates(spec)
+    if rates is None:
+        return None
+    provider = _PRICES.provider_of(spec.litellm_model)
+    return batch_rates(rates, listed=_PRICES.listed_of(spec.litellm_model),
+                       model_discount=spec.batch_discount,
+                       provider_discount=discounts.get(provider or ""))
+
+
+def default_discount(spec: ModelSpec, discounts: Mapping[str, Decimal]) -> Decimal | None:
+    """The batch discount that applies to a model where the map has no batch price: its
+    own, else its provider's default."""
+    if spec.batch_discount is not None:
+        return spec.batch_discount
+    return discounts.get(_PRICES.provider_of(spec.litellm_model) or "")
+
+
+def _per_million(value: object) -> Decimal | None:
+    if not _is_number(value):
+        return None
+    return _plain(Decimal(str(value)) * MILLION)
 
 
 def _litellm() -> Any:

@@ -9,7 +9,7 @@ import strawberry
 
 from api.errors import Conflict, NotFound, ValidationError, as_payload
 from api.ids import parse_id
-from api.types.enums import Strategy
+from api.types.enums import ProcessingMode, Strategy
 from api.types.processing import Batch, Budget, Model, Run, read_budget
 from domain.errors import DomainError, InvalidInput
 from domain.services import catalog, processing
@@ -32,6 +32,16 @@ class RegisterModelInput:
     input_cost_per_million: Decimal | None = strawberry.field(
         default=None, description="USD; defaults to LiteLLM's bundled price when known.")
     output_cost_per_million: Decimal | None = None
+    cache_read_cost_per_million: Decimal | None = strawberry.field(
+        default=None, description="USD per million cached input tokens; defaults to "
+                                  "LiteLLM's cache-read price, else the input price.")
+    cache_write_cost_per_million: Decimal | None = strawberry.field(
+        default=None, description="USD per million tokens written to the prompt cache; "
+                                  "defaults to LiteLLM's, else the input price.")
+    batch_discount: Decimal | None = strawberry.field(
+        default=None, description="Share batch mode takes off every price, in [0, 1); "
+                                  "defaults to LiteLLM's batch prices, else the provider's "
+                                  "MMOS_BATCH_DISCOUNTS entry.")
     context_window: int | None = None
     max_output_tokens: int | None = None
     notes: str | None = None
@@ -45,6 +55,9 @@ class UpdateModelInput:
     api_key_env: str | None = strawberry.UNSET
     input_cost_per_million: Decimal | None = strawberry.UNSET
     output_cost_per_million: Decimal | None = strawberry.UNSET
+    cache_read_cost_per_million: Decimal | None = strawberry.UNSET
+    cache_write_cost_per_million: Decimal | None = strawberry.UNSET
+    batch_discount: Decimal | None = strawberry.UNSET
     context_window: int | None = strawberry.UNSET
     max_output_tokens: int | None = strawberry.UNSET
     enabled: bool | None = strawberry.UNSET
@@ -57,6 +70,10 @@ class StartMultiModelProcessingInput:
     models: list[str]
     budget_usd: Decimal | None = strawberry.field(
         default=None, description="Optional cap for each batch, on top of the daily budget.")
+    mode: ProcessingMode = strawberry.field(
+        default=ProcessingMode.INTERACTIVE,
+        description="BATCH submits the chunks through the provider's batch API; refused, "
+                    "naming the model, for providers without one.")
 
 
 @strawberry.input
@@ -65,6 +82,9 @@ class ProcessBatchInput:
     models: list[str]
     strategy: Strategy = strawberry.field(default=Strategy.PROGRESSIVE)
     budget_usd: Decimal | None = None
+    mode: ProcessingMode = strawberry.field(
+        default=ProcessingMode.INTERACTIVE,
+        description="For every batch the strategy starts (see startMultiModelProcessing).")
 
 
 @strawberry.input
@@ -186,7 +206,7 @@ class ProcessingMutations:
             source_id = parse_id(input.source_id, "Source", ("input", "sourceId"))
             started = await processing.start_processing(
                 _ports(info), source_ids=[source_id], model_names=input.models,
-                strategy=None, budget_usd=input.budget_usd)
+                strategy=None, budget_usd=input.budget_usd, mode=str(input.mode))
             return StartMultiModelProcessingPayload(
                 batches=await _batches(info, started.batch_ids))
         except DomainError as exc:
@@ -201,7 +221,8 @@ class ProcessingMutations:
                    for index, value in enumerate(input.source_ids)]
             started = await processing.start_processing(
                 _ports(info), source_ids=ids, model_names=input.models,
-                strategy=str(input.strategy), budget_usd=input.budget_usd)
+                strategy=str(input.strategy), budget_usd=input.budget_usd,
+                mode=str(input.mode))
             return ProcessBatchPayload(batches=await _batches(info, started.batch_ids))
         except DomainError as exc:
             return as_payload(exc)

@@ -27,3 +27,11 @@ Strategy = strawberry.enum(m.Strategy, name="Strategy")
 class OrderDirection(enum.StrEnum):
     ASC = "asc"
     DESC = "desc"
+
+
+@strawberry.enum(description="How a batch's chunks reach the provider: INTERACTIVE, a call per "
+                             "chunk; BATCH, the provider's batch API (about half price, results "
+                             "within a day; OpenAI-format batch providers only).")
+class ProcessingMode(enum.StrEnum):
+    INTERACTIVE = "interactive"
+    BATCH = "batch"

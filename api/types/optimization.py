@@ -210,6 +210,11 @@ class ComparisonEntry:
     chunks_failed: int = strawberry.field(
         description="Chunks whose answers stayed unreadable: the run completed with errors, "
                     "and its coverage counts them as found nothing.")
+    list_cost_usd: Decimal = strawberry.field(
+        description="What the run would have cost interactive and uncached: costUsd = "
+                    "listCostUsd − cacheSavedUsd − batchSavedUsd.")
+    cache_saved_usd: Decimal = strawberry.field(description="What prompt caching saved.")
+    batch_saved_usd: Decimal = strawberry.field(description="What batch mode saved.")
 
     @classmethod
     def of(cls, r: PerformanceRecord) -> ComparisonEntry:
@@ -231,7 +236,10 @@ class ComparisonEntry:
                    cost_per_fragment=r.cost_per_fragment, cost_per_1k_chars=r.cost_per_1k_chars,
                    latency_ms=r.latency_ms, repair_calls=r.repair_calls,
                    repair_cost_usd=r.repair_cost_usd, format_adherence=r.format_adherence,
-                   chunks_failed=r.chunks_failed)
+                   chunks_failed=r.chunks_failed,
+                   list_cost_usd=(r.cost_usd + r.cache_saved_usd + r.batch_saved_usd
+                                  if r.list_cost_usd is None else r.list_cost_usd),
+                   cache_saved_usd=r.cache_saved_usd, batch_saved_usd=r.batch_saved_usd)
 
 
 @strawberry.type(description="All measured runs of one source side by side, best first.")
@@ -335,6 +343,12 @@ class SavingsRow:
     interval: QualityInterval | None = strawberry.field(
         description="90% interval of the optimized model's quality.")
     reference_interval: QualityInterval | None
+    cache_saved_usd: Decimal | None = strawberry.field(
+        default=None, description="What prompt caching saved over the optimized model's "
+                                  "measured runs (USD), beside the saving of choosing it.")
+    batch_saved_usd: Decimal | None = strawberry.field(
+        default=None, description="What batch mode saved over the optimized model's "
+                                  "measured runs (USD).")
 
     @classmethod
     def of(cls, line: SavingsLine) -> SavingsRow:
@@ -353,7 +367,9 @@ class SavingsRow:
             samples=row.samples if row else (ref.samples if ref else 0),
             interval=QualityInterval(low=row.interval[0], high=row.interval[1]) if row else None,
             reference_interval=(QualityInterval(low=ref.quality_low, high=ref.quality_high)
-                                if ref else None))
+                                if ref else None),
+            cache_saved_usd=row.cache_saved_usd if row else None,
+            batch_saved_usd=row.batch_saved_usd if row else None)
 
 
 @strawberry.type(description="Savings per source type from measured runs.")

@@ -23,6 +23,7 @@ from api.types.enums import (
     FragmentType,
     Grounding,
     OrderDirection,
+    ProcessingMode,
     RunStatus,
     Strategy,
 )
@@ -40,6 +41,7 @@ from db.graph import (
 )
 from db.keyset import validate_page
 from db.lookups import batches_by_id, models_by_name, runs_by_batch, runs_by_id
+from db.provider_batches import ProviderBatchRepository
 from db.tables import BatchRow, FragmentRow, ModelRow, RunRow
 from domain import model as m
 from domain.errors import DomainError, FieldIssue, InvalidInput
@@ -51,6 +53,42 @@ if TYPE_CHECKING:
     from api.types.source import Source
 
 MAX_FILTER_TAGS = 50
+
+
+@strawberry.enum(description="Where a submission to a provider's batch API stands.")
+class ProviderBatchStatus(enum.StrEnum):
+    SUBMITTING = "submitting"
+    SUBMITTED = "submitted"
+    COLLECTED = "collected"
+    ABANDONED = "abandoned"
+
+
+@strawberry.type(description="One submission of some of a run's chunks to a provider's batch "
+                             "API; its worst case was reserved when it was written, each "
+                             "result is settled at the batch price.")
+class ProviderBatch:
+    provider: str
+    provider_batch_id: str | None = strawberry.field(description="The provider's own id.")
+    status: ProviderBatchStatus
+    provider_status: str | None = strawberry.field(
+        description="The provider's state: validating, in_progress, completed, expired...")
+    chunks: list[int] = strawberry.field(description="Indices of the chunks submitted.")
+    polls: int
+    error: str | None = strawberry.field(
+        description="The chunks that did not come back, and why.")
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+    @classmethod
+    def of(cls, row: Any) -> ProviderBatch:
+        return cls(provider=row.provider, provider_batch_id=row.provider_batch_id,
+                   status=ProviderBatchStatus(row.status), provider_status=row.provider_status,
+                   chunks=[int(i) for i in row.chunks], polls=row.polls, error=row.error,
+                   created_at=row.created_at, updated_at=row.updated_at)
+
+
+async def _provider_batches(session: Any, run_ids: list[int]) -> dict[int, list[Any]]:
+    return await ProviderBatchRepository(session).of_runs(run_ids)
 
 
 @strawberry.type(description="A catalog entry: a LiteLLM model string with pricing and limits.")
@@ -71,6 +109,41 @@ class Model:
     enabled: bool
     is_local: bool = strawberry.field(description="Runs offline, free (rule-based extractor).")
     notes: str | None
+    cache_read_cost_per_million_override: strawberry.Private[Decimal | None] = None
+    cache_write_cost_per_million_override: strawberry.Private[Decimal | None] = None
+    batch_discount_override: strawberry.Private[Decimal | None] = None
+
+    def _levers(self, info: strawberry.Info) -> Any:
+        from api.model_prices import levers_of
+
+        return levers_of(self, info.context.limits.batch_discount_map)
+
+    @strawberry.field(description="USD per million input tokens read from the provider's "
+                                  "prompt cache: the model's override, else LiteLLM's map, "
+                                  "else the input price (no discount known).")
+    def cache_read_cost_per_million(self, info: strawberry.Info) -> Decimal | None:
+        return self._levers(info).cache_read
+
+    @strawberry.field(description="USD per million input tokens written to the prompt cache "
+                                  "(Anthropic bills writes above the input price).")
+    def cache_write_cost_per_million(self, info: strawberry.Info) -> Decimal | None:
+        return self._levers(info).cache_write
+
+    @strawberry.field(description="USD per million input tokens in batch mode: LiteLLM's "
+                                  "batch price, else the input price less batchDiscount.")
+    def batch_input_cost_per_million(self, info: strawberry.Info) -> Decimal | None:
+        return self._levers(info).batch_input
+
+    @strawberry.field(description="USD per million output tokens in batch mode.")
+    def batch_output_cost_per_million(self, info: strawberry.Info) -> Decimal | None:
+        return self._levers(info).batch_output
+
+    @strawberry.field(description="Share batch mode takes off the input price (0..1): the "
+                                  "model's own, else what LiteLLM's batch price implies, else "
+                                  "its provider's MMOS_BATCH_DISCOUNTS default; null when no "
+                                  "batch price is known.")
+    def batch_discount(self, info: strawberry.Info) -> Decimal | None:
+        return self._levers(info).discount
 
     @classmethod
     def from_row(cls, row: ModelRow) -> Model:
@@ -80,7 +153,10 @@ class Model:
                    output_cost_per_million=row.output_cost_per_million,
                    price_source=row.price_source, context_window=row.context_window,
                    max_output_tokens=row.max_output_tokens, enabled=row.enabled,
-                   is_local=row.is_local, notes=row.notes)
+                   is_local=row.is_local, notes=row.notes,
+                   cache_read_cost_per_million_override=row.cache_read_cost_per_million,
+                   cache_write_cost_per_million_override=row.cache_write_cost_per_million,
+                   batch_discount_override=row.batch_discount)
 
 
 @strawberry.type(description="One source inside one batch: tokens, cost, timings, outcome.")
@@ -105,6 +181,20 @@ class Run(relay.Node):
         description="Paid repair calls: an answer could not be read and the model was asked "
                     "again. They are in costUsd and llmCalls too.")
     repair_cost_usd: Decimal = strawberry.field(description="What the repair calls cost.")
+    cached_input_tokens: int = strawberry.field(
+        description="Input tokens read from the provider's prompt cache (in inputTokens too), "
+                    "billed at the cache-read price.")
+    cache_write_tokens: int = strawberry.field(
+        description="Input tokens written to the provider's prompt cache (Anthropic; in "
+                    "inputTokens too), billed at the cache-write price.")
+    list_cost_usd: Decimal = strawberry.field(
+        description="What the same usage would have cost interactive and uncached: costUsd = "
+                    "listCostUsd − cacheSavedUsd − batchSavedUsd, exactly.")
+    cache_saved_usd: Decimal = strawberry.field(
+        description="What prompt caching saved against listCostUsd (negative when cache "
+                    "writes cost more than the reads saved).")
+    batch_saved_usd: Decimal = strawberry.field(
+        description="What batch mode saved against the interactive price.")
     format_adherence: float | None = strawberry.field(
         description="Share of the model's answers read strictly as asked (JSON of the "
                     "requested shape, nothing coerced), 0..1; null before any answer. Shown "
@@ -128,6 +218,9 @@ class Run(relay.Node):
                    llm_calls=row.llm_calls, latency_ms=row.latency_ms,
                    chunks_failed=row.chunks_failed, repair_calls=row.repair_calls,
                    repair_cost_usd=row.repair_cost_usd,
+                   cached_input_tokens=row.cached_input_tokens,
+                   cache_write_tokens=row.cache_write_tokens, list_cost_usd=row.list_cost_usd,
+                   cache_saved_usd=row.cache_saved_usd, batch_saved_usd=row.batch_saved_usd,
                    format_adherence=(round(row.answers_strict / row.answers_read, 4)
                                      if row.answers_read else None),
                    version=row.version,
@@ -155,6 +248,14 @@ class Run(relay.Node):
                                                problem=a.problem, content=a.content)
                                      for a in c.answers])
                 for c in chunks]
+
+    @strawberry.field(description="BATCH mode: the run's submissions to the provider's batch "
+                                  "API, oldest first (a chunk that did not come back is "
+                                  "submitted again, at most three times).")
+    async def provider_batches(self, info: strawberry.Info) -> list[ProviderBatch]:
+        rows = await info.context.loaders.get("provider_batches", _provider_batches).load(
+            self.id)
+        return [ProviderBatch.of(row) for row in rows]
 
     @strawberry.field
     async def source(self, info: strawberry.Info) -> Annotated[
@@ -199,6 +300,8 @@ class Batch(relay.Node):
     model: str
     status: BatchStatus
     strategy: Strategy | None
+    mode: ProcessingMode = strawberry.field(
+        description="INTERACTIVE (a call per chunk) or BATCH (the provider's batch API).")
     config: strawberry.scalars.JSON = strawberry.field(
         description="Snapshot: prompt version and hash, temperature, token limits, strategy.")
     decisions: strawberry.scalars.JSON = strawberry.field(
@@ -216,6 +319,7 @@ class Batch(relay.Node):
         return cls(id=row.id or 0, group_id=row.group_id, model=row.model_name,
                    status=m.BatchStatus(row.status),
                    strategy=m.Strategy(row.strategy) if row.strategy else None,
+                   mode=ProcessingMode(getattr(row, "mode", "interactive")),
                    config=row.config, decisions=row.decisions, budget_usd=row.budget_usd,
                    reserved_usd=row.reserved_usd,
                    error_message=row.error_message,

@@ -24,6 +24,7 @@ from api.types.graph import summary_of
 from api.types.optimization import source_comparison, source_sweet_spot
 from api.types.processing import fragments_of_source
 from api.types.reference import ReferenceFragmentConnection, reference_of_source
+from api.types.review import FragmentSpan, ModelRuns, model_runs_of, spans_of_source
 from db.sources import SourceFilter as SourceFilterSpec
 from db.sources import SourceRepository
 from db.tables import SourceRow
@@ -105,6 +106,17 @@ class Source(relay.Node):
     async def reference_fragments(self, info: strawberry.Info, first: int | None = None,
                                   after: str | None = None) -> ReferenceFragmentConnection:
         return await reference_of_source(info, self.id, first, after)
+
+    @strawberry.field(description="Where this source's fragments sit, in text order, in one "
+                                  "request (of `runIds` only, when given; at most 20,000): "
+                                  "what a reader needs to draw every model's spans.")
+    async def fragment_spans(self, info: strawberry.Info,
+                             run_ids: list[relay.GlobalID] | None = None) -> list[FragmentSpan]:
+        return await spans_of_source(info, self.id, run_ids)
+
+    @strawberry.field(description="Runs of this source per model, by model name.")
+    async def runs_per_model(self, info: strawberry.Info) -> list[ModelRuns]:
+        return await model_runs_of(info, self.id)
 
     @strawberry.field(description="Runs, fragments, tokens and cost over every batch.")
     async def processing_summary(self, info: strawberry.Info) -> Annotated[

@@ -8,9 +8,12 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
+from domain.batching import BATCH_PROVIDERS, batch_provider, provider_of
 from domain.errors import Conflict, FieldIssue, InvalidInput
 from domain.ports import Settings, UnitOfWork
 from domain.prompt import PROMPT_VERSION, prompt_hash
+
+MODES = ("interactive", "batch")
 
 
 async def checked_models(uow: UnitOfWork, model_names: list[str], budget_usd: Decimal | None,
@@ -68,9 +71,35 @@ def batch_config(settings: Settings, model: Any, strategy: str | None,
 async def create_batch(uow: UnitOfWork, settings: Settings, *, group_id: str, model: Any,
                        sources: list[Any], strategy: str | None, budget_usd: Decimal | None,
                        extra_config: dict[str, Any] | None = None,
-                       decisions: list[Any] | None = None) -> Any:
+                       decisions: list[Any] | None = None, mode: str = "interactive") -> Any:
     """One batch of one model over the sources, with its frozen config snapshot."""
+    config = batch_config(settings, model, strategy, {**(extra_config or {}), "mode": mode})
     return await uow.processing.create_batch(
-        group_id=group_id, model=model, sources=sources, strategy=strategy,
-        config=batch_config(settings, model, strategy, extra_config), budget_usd=budget_usd,
-        max_attempts=settings.job_max_attempts, decisions=decisions)
+        group_id=group_id, model=model, sources=sources, strategy=strategy, config=config,
+        budget_usd=budget_usd, max_attempts=settings.job_max_attempts, decisions=decisions,
+        mode=mode)
+
+
+def checked_mode(mode: str | None, catalog: Mapping[str, Any], model_names: Sequence[str],
+                 path: tuple[str, ...], positions: Mapping[str, int] | None = None) -> str:
+    """The processing mode of a request: INTERACTIVE (a call per chunk) or BATCH (the
+    provider's batch API, about half price, results within a day). BATCH is refused, naming
+    each model, for providers without a batch API MMOS can drive."""
+    value = (mode or "interactive").strip().lower()
+    if value not in MODES:
+        raise InvalidInput.single((*path, "mode"), "must be INTERACTIVE or BATCH")
+    if value == "batch":
+        at = {name: str(index) for index, name in reversed(list(enumerate(model_names)))}
+        at.update({name: str(index) for name, index in (positions or {}).items()})
+        issues = []
+        for name in model_names:
+            row = catalog[name]
+            if getattr(row, "is_local", False) or batch_provider(row.litellm_model) is None:
+                provider = provider_of(row.litellm_model) or "unknown"
+                issues.append(FieldIssue(
+                    (*path, "models", at[name]),
+                    f"model {name!r} ({provider}) has no batch API MMOS can use (supported: "
+                    f"{', '.join(sorted(BATCH_PROVIDERS))}); use mode INTERACTIVE"))
+        if issues:
+            raise InvalidInput(issues)
+    return value

@@ -36,6 +36,24 @@ def _price(value: Any, field: str, issues: list[FieldIssue]) -> Decimal | None:
     return price
 
 
+def _discount(value: Any, issues: list[FieldIssue]) -> Decimal | None:
+    if value is None:
+        return None
+    try:
+        discount = Decimal(value)
+    except (InvalidOperation, TypeError, ValueError):
+        issues.append(FieldIssue(("input", "batchDiscount"), "must be a decimal number"))
+        return None
+    if not discount.is_finite() or not 0 <= discount < 1:
+        issues.append(FieldIssue(("input", "batchDiscount"),
+                                 "must be at least 0 and below 1 (a share of the price)"))
+        return None
+    if discount != discount.quantize(Decimal("0.0001")):
+        issues.append(FieldIssue(("input", "batchDiscount"), "takes at most 4 decimals"))
+        return None
+    return discount
+
+
 def model_values(raw: dict[str, Any], *, creating: bool,
                  allowed_bases: tuple[str, ...] = ()) -> dict[str, Any]:
     """Checked column values of a register or update request (only keys present change); a
@@ -67,9 +85,13 @@ def model_values(raw: dict[str, Any], *, creating: bool,
             issues.append(FieldIssue(("input", "apiKeyEnv"), problem))
         values["api_key_env"] = name
     for key, field in (("input_cost_per_million", "inputCostPerMillion"),
-                       ("output_cost_per_million", "outputCostPerMillion")):
+                       ("output_cost_per_million", "outputCostPerMillion"),
+                       ("cache_read_cost_per_million", "cacheReadCostPerMillion"),
+                       ("cache_write_cost_per_million", "cacheWriteCostPerMillion")):
         if key in raw:
             values[key] = _price(raw[key], field, issues)
+    if "batch_discount" in raw:
+        values["batch_discount"] = _discount(raw["batch_discount"], issues)
     for key, field, top in (("context_window", "contextWindow", 10_000_000),
                             ("max_output_tokens", "maxOutputTokens", 1_000_000)):
         if key in raw and raw[key] is not None:

@@ -13,7 +13,7 @@ from typing import Any
 
 from domain.errors import Conflict, FieldIssue, InvalidInput, NotFound
 from domain.ports import Ports
-from domain.services.batches import checked_models, create_batch, refuse_busy
+from domain.services.batches import checked_mode, checked_models, create_batch, refuse_busy
 from domain.services.strategies import advance_strategy, start_plans
 from domain.settings_keys import DAILY_BUDGET, FRAGMENT_COST_LIMIT
 
@@ -49,9 +49,11 @@ def _dedupe(values: list[Any]) -> list[Any]:
 
 async def start_processing(ports: Ports, *, source_ids: list[int], model_names: list[str],
                            strategy: str | None, budget_usd: Decimal | None,
-                           path: tuple[str, ...] = ("input",)) -> StartedBatches:
+                           path: tuple[str, ...] = ("input",),
+                           mode: str | None = None) -> StartedBatches:
     """One batch per model over the sources, or, with a strategy, the first step of a plan per
-    source type; every row in one transaction, workers woken after it commits."""
+    source type; every row in one transaction, workers woken after it commits. `mode` BATCH
+    sends the chunks through the providers' batch APIs (refused for providers without one)."""
     issues: list[FieldIssue] = []
     requested = [name.strip() for name in model_names]
     positions = {name: index for index, name in reversed(list(enumerate(requested)))}
@@ -73,6 +75,7 @@ async def start_processing(ports: Ports, *, source_ids: list[int], model_names: 
         raise InvalidInput(issues)
     async with ports.uow() as uow:
         catalog = await checked_models(uow, model_names, budget_usd, path, positions)
+        chosen = checked_mode(mode, catalog, model_names, path, positions)
         sources = await uow.sources.get_many(source_ids)
         missing = [sid for sid in source_ids if sid not in sources]
         if missing:
@@ -83,12 +86,13 @@ async def start_processing(ports: Ports, *, source_ids: list[int], model_names: 
             await refuse_busy(uow, source_ids, model_names, path)
             created = [await create_batch(uow, ports.settings, group_id=group_id,
                                           model=catalog[name], sources=ordered, strategy=None,
-                                          budget_usd=budget_usd) for name in model_names]
+                                          budget_usd=budget_usd, mode=chosen)
+                       for name in model_names]
         else:
             created = await start_plans(uow, ports.settings, group_id=group_id,
                                         strategy=strategy, catalog=catalog, sources=ordered,
                                         budget_usd=budget_usd, path=path,
-                                        at=ports.clock.now().isoformat())
+                                        at=ports.clock.now().isoformat(), mode=chosen)
         uow.dispatch(job for batch in created for job in batch.job_ids)
     return StartedBatches(group_id, [batch.batch_id for batch in created])
 
@@ -113,6 +117,10 @@ async def cancel_batch(ports: Ports, batch_id: int) -> Any:
         if batch.status in TERMINAL_BATCH:
             raise Conflict(f"batch {batch_id} is already {batch.status}", path)
         batch = await uow.processing.cancel_batch(batch)
+        # BATCH mode: what was reserved for submissions in flight is released now, and a
+        # worker asks the provider to stop them.
+        uow.dispatch(await uow.processing.abandon_provider_batches(
+            batch_id, ports.settings.job_max_attempts))
     if batch.strategy is not None:
         await advance_strategy(ports, batch_id)
     return batch

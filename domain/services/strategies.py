@@ -30,8 +30,8 @@ TERMINAL = ("completed", "failed", "cancelled")
 
 async def start_plans(uow: UnitOfWork, settings: Settings, *, group_id: str, strategy: str,
                       catalog: Mapping[str, Any], sources: list[Any],
-                      budget_usd: Decimal | None, path: tuple[str, ...], at: str
-                      ) -> list[Any]:
+                      budget_usd: Decimal | None, path: tuple[str, ...], at: str,
+                      mode: str = "interactive") -> list[Any]:
     """The opening step of one plan per source type of the request (`at`: when, ISO)."""
     prices = {name: price_key(row.input_cost_per_million, row.output_cost_per_million)
               for name, row in catalog.items()}
@@ -45,7 +45,8 @@ async def start_plans(uow: UnitOfWork, settings: Settings, *, group_id: str, str
     created: list[Any] = []
     for source_type, ids in by_type.items():
         plan = make_plan(_strategy(strategy), source_type, ids, candidates, reference,
-                         threshold_for(source_type, thresholds), settings.strategy_sample_sources)
+                         threshold_for(source_type, thresholds), settings.strategy_sample_sources,
+                         mode=mode)
         history = (await uow.performance.pooled(source_type=source_type, models=candidates)
                    if plan.strategy == "aggressive" else [])
         step = first_step(plan, history)
@@ -91,7 +92,8 @@ async def _take(uow: UnitOfWork, settings: Settings, group_id: str, plan: Plan, 
     extra = {"plan": plan.to_json(), "step": number, "final": step.final}
     return [await create_batch(uow, settings, group_id=group_id, model=catalog[model],
                                sources=sources, strategy=plan.strategy,
-                               budget_usd=budget_usd, extra_config=extra, decisions=[record])
+                               budget_usd=budget_usd, extra_config=extra, decisions=[record],
+                               mode=plan.mode)
             for model in step.models]
 
 

@@ -93,7 +93,8 @@ async def quiet_in_process_worker(runtime: Any, database_url: str) -> AsyncItera
 class NoWakeups:
     """A dispatcher that sends nothing, as if every message were lost."""
 
-    async def send(self, job_ids: Sequence[int]) -> None:
+    async def send(self, job_ids: Sequence[int], actor: str = "process_job",
+                   delay_ms: int = 0) -> None:
         return None
 
 
@@ -534,3 +535,68 @@ async def test_a_worker_stopped_with_sigterm_finishes_its_run_then_exits_cleanly
     assert len(provider.requests) == run.chunk_count
     assert_clean_logs(fleet)
     report("sigterm", chunks=run.chunk_count, stopped_after_s=round(stopped_after, 1))
+
+
+async def test_a_worker_killed_while_polling_a_provider_batch_is_resumed_without_paying_twice(
+        control: Control, fleet: WorkerFleet, provider: FakeProvider) -> None:
+    from tests.support.fake_batches import BatchBehaviour
+
+    gql = control.gql
+    # Given: BATCH mode against the fake batch API, whose batch takes a while and whose every
+    # look at it takes a second (so a worker can die in the middle of one)
+    provider.batches.behaviour = BatchBehaviour(delay_s=4.0, retrieve_latency_s=1.0)
+    await register_fake_model(gql, provider)
+    [source] = await create_sources(gql, [long_text(4)], "HIGH", "POLL")
+    polling = {"MMOS_BATCH_POLL_SECONDS": "0.3", "MMOS_JOB_LEASE_SECONDS": "5",
+               "MMOS_RESERVATION_TTL_SECONDS": str(RESERVATION_TTL_SECONDS),
+               "MMOS_LLM_TIMEOUT_SECONDS": "20"}
+    doomed = fleet.spawn("doomed", **polling)
+    doomed.wait_ready()
+    from domain.services.processing import start_processing
+
+    started = await start_processing(
+        control.runtime.ports, source_ids=[parse_id(source, "Source", ("sourceIds",))],
+        model_names=[MODEL], strategy=None, budget_usd=None, mode="batch")
+    [batch_id] = started.batch_ids
+    run_id = await control.value("SELECT id FROM source_processing WHERE batch_id = :b",
+                                 b=batch_id)
+
+    async def mid_poll() -> bool:
+        rows = await control.rows(
+            "SELECT q.status, p.status AS submission, p.polls FROM processing_queue q"
+            " JOIN provider_batches p ON p.run_id = q.run_id WHERE q.run_id = :r", r=run_id)
+        return bool(rows) and rows[0].submission == "submitted" and rows[0].polls >= 1 \
+            and rows[0].status == "claimed"
+
+    await wait_for(mid_poll, timeout=60, interval=0.05)
+    # When: the worker dies in the middle of a look at the provider, and another starts
+    doomed.kill()
+    rescuer = fleet.spawn("rescuer", **polling)
+    rescuer.wait_ready()
+
+    async def completed() -> bool:
+        status = await control.value("SELECT status FROM source_processing WHERE id = :r",
+                                     r=run_id)
+        assert status in ("processing", "pending", "completed"), fleet.logs()
+        return status == "completed"
+
+    await wait_for(completed, timeout=90)
+    # Then: the same provider batch was collected; nothing was submitted twice
+    assert len(provider.batches.created) == 1
+    [submission] = await control.rows("SELECT status, provider_batch_id FROM provider_batches")
+    assert submission.status == "collected"
+    assert submission.provider_batch_id == provider.batches.created[0].id
+    job = (await control.rows("SELECT id, status FROM processing_queue WHERE run_id = :r",
+                              r=run_id))[0]
+    assert job.status == "done" and job.id in rescuer.claimed_job_ids(), fleet.logs()
+    # Then: each chunk stored once, settled once, at the batch price
+    run = (await control.rows("SELECT chunk_count, chunks_done, cost_usd, input_tokens,"
+                              " output_tokens FROM source_processing WHERE id = :r",
+                              r=run_id))[0]
+    assert run.chunks_done == run.chunk_count >= 2
+    ledger = await control.rows("SELECT status, actual_usd FROM budget_ledger"
+                                " WHERE run_id = :r", r=run_id)
+    assert [r.status for r in ledger] == ["settled"] * run.chunk_count
+    assert run.cost_usd == sum((r.actual_usd for r in ledger), Decimal(0)) > 0
+    await assert_no_duplicate_fragments(control)
+    assert_clean_logs(fleet, except_for=("doomed",))

@@ -31,6 +31,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from domain.prompt import source_text_of
+from tests.support.fake_batches import FakeBatches
 
 Fault = Literal["429", "500", "400", "timeout", "malformed", "empty", "redirect"]
 
@@ -53,6 +54,9 @@ class Scripted:
         "malformed" body, "empty" content).
       retry_after: the Retry-After header value sent with a 429.
       redirect_to: with fault "redirect", the URL a 307 answer points at.
+      cached_tokens / cache_write_tokens: reported cache reads (OpenAI
+        `prompt_tokens_details.cached_tokens`, Anthropic `cache_read_input_tokens`) and
+        cache writes (Anthropic `cache_creation_input_tokens`); from the prompt cache when None.
     """
 
     content: str = ""
@@ -63,6 +67,8 @@ class Scripted:
     fault: Fault | None = None
     retry_after: str | None = None
     redirect_to: str | None = None
+    cached_tokens: int | None = None
+    cache_write_tokens: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,10 +184,14 @@ class FakeProvider:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopped: asyncio.Event | None = None
         self._ids = itertools.count(1)
+        self.prompt_cache = PromptCache()  # cached-token usage on repeated prefixes
+        self.batches = FakeBatches(self)  # /v1/files and /v1/batches (tests/support/fake_batches)
         self.app = Starlette(
             routes=[
                 Route("/v1/chat/completions", self._chat, methods=["POST"]),
                 Route("/v1/models", self._models, methods=["GET"]),
+                Route("/v1/messages", self._anthropic_messages, methods=["POST"]),
+                *self.batches.routes(),
             ]
         )
 
@@ -252,6 +262,8 @@ class FakeProvider:
             self._scripts.clear()
             self._requests.clear()
         self._default = echo_responder
+        self.prompt_cache.reset()
+        self.batches.reset()
 
     @property
     def requests(self) -> list[RecordedRequest]:
@@ -343,8 +355,131 @@ class FakeProvider:
                 "prompt_tokens": prompt_tokens,
                 "completion_tokens": completion_tokens,
                 "total_tokens": prompt_tokens + completion_tokens,
+                **self.prompt_cache.openai_usage(request, answer, prompt_tokens),
             },
         }
+
+    # -- Anthropic Messages ---------------------------------------------------------------------
+
+    async def _anthropic_messages(self, http_request: Request) -> Response:
+        """POST /v1/messages as Anthropic answers it (LiteLLM's `anthropic/<model>` with
+        `api_base` = the fake's root calls `{api_base}/v1/messages`): the same scripts, faults
+        and content builders; usage with cache creation on the first request whose system
+        prefix carries `cache_control`, cache reads on its repeats."""
+        try:
+            body = json.loads(await http_request.body())
+        except ValueError:
+            return _error(400, "request body is not JSON", "invalid_request_error")
+        if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
+            return _error(400, "'messages' is required", "invalid_request_error")
+        request = replace(_recorded_anthropic(body), headers={
+            key.lower(): value for key, value in http_request.headers.items()})
+        answer = self._next_answer(request)
+        if answer.latency:
+            await asyncio.sleep(answer.latency)
+        if answer.fault is not None and answer.fault != "empty":
+            return await self._respond(request, answer)
+        content = "" if answer.fault == "empty" else answer.content
+        return JSONResponse(self._anthropic_message(request, replace(answer, content=content)))
+
+    def _anthropic_message(self, request: RecordedRequest, answer: Scripted) -> dict[str, Any]:
+        prompt_tokens = answer.prompt_tokens
+        if prompt_tokens is None:
+            prompt_tokens = sum(len(_text(m.get("content"))) for m in request.messages) // 4 + 1
+        completion_tokens = answer.completion_tokens
+        if completion_tokens is None:
+            completion_tokens = len(answer.content) // 4 + 1
+        read, written = self.prompt_cache.anthropic_usage(request, answer, prompt_tokens)
+        stop = "max_tokens" if answer.finish_reason == "length" else "end_turn"
+        return {
+            "id": f"msg_fake_{next(self._ids)}_{uuid.uuid4().hex[:8]}",
+            "type": "message",
+            "role": "assistant",
+            "model": request.model,
+            "content": [{"type": "text", "text": answer.content}],
+            "stop_reason": stop,
+            "stop_sequence": None,
+            "usage": {
+                # Anthropic's input_tokens leaves out the cache reads and writes.
+                "input_tokens": prompt_tokens - read - written,
+                "output_tokens": completion_tokens,
+                "cache_creation_input_tokens": written,
+                "cache_read_input_tokens": read,
+            },
+        }
+
+
+class PromptCache:
+    """Deterministic prompt caching of the fake, per model, keyed by the prompt's first
+    message (the stable prefix), its tokens estimated from its length like all usage here.
+
+    OpenAI-style chat reports cached tokens only once switched on (`enable()`; existing tests
+    see exactly the usage they always did): a repeated prefix of at least `min_tokens` tokens
+    reports `prompt_tokens_details.cached_tokens` = its tokens rounded down to a multiple of
+    128, as OpenAI does. The Anthropic endpoint always caches a system prefix marked
+    `cache_control` (of at least `min_tokens`): written on its first request, read after.
+    """
+
+    BLOCK = 128
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.enabled = False
+        self.min_tokens = 1024
+        self._seen: set[tuple[str, str, str]] = set()
+
+    def enable(self, *, min_tokens: int = 1024) -> None:
+        """Report cached tokens on repeated prefixes of OpenAI-style chat requests."""
+        with self._lock:
+            self.enabled, self.min_tokens = True, min_tokens
+
+    def reset(self) -> None:
+        """Forget every cached prefix; OpenAI-style caching off, thresholds back to 1024."""
+        with self._lock:
+            self.enabled, self.min_tokens = False, 1024
+            self._seen.clear()
+
+    @staticmethod
+    def prefix_tokens(prefix: str) -> int:
+        return len(prefix) // 4
+
+    def _hit(self, kind: str, model: str, prefix: str) -> bool:
+        """True when the prefix was cached before; remembers it either way."""
+        key = (kind, model, prefix)
+        with self._lock:
+            seen = key in self._seen
+            self._seen.add(key)
+        return seen
+
+    def openai_usage(self, request: RecordedRequest, answer: Scripted,
+                     prompt_tokens: int) -> dict[str, Any]:
+        if answer.cached_tokens is not None:
+            return {"prompt_tokens_details": {"cached_tokens": answer.cached_tokens}}
+        if not self.enabled:
+            return {}
+        prefix = _text(request.messages[0].get("content")) if request.messages else ""
+        tokens = self.prefix_tokens(prefix)
+        cached = 0
+        if tokens >= self.min_tokens and self._hit("openai", request.model, prefix):
+            cached = min(tokens // self.BLOCK * self.BLOCK, prompt_tokens)
+        return {"prompt_tokens_details": {"cached_tokens": cached}}
+
+    def anthropic_usage(self, request: RecordedRequest, answer: Scripted,
+                        prompt_tokens: int) -> tuple[int, int]:
+        """(cache read, cache write) tokens of an Anthropic request."""
+        if answer.cached_tokens is not None or answer.cache_write_tokens is not None:
+            return answer.cached_tokens or 0, answer.cache_write_tokens or 0
+        system = request.body.get("system")
+        blocks = system if isinstance(system, list) else []
+        if not any(isinstance(b, dict) and b.get("cache_control") for b in blocks):
+            return 0, 0
+        prefix = _text(system)
+        tokens = min(self.prefix_tokens(prefix), prompt_tokens)
+        if tokens < self.min_tokens:
+            return 0, 0
+        if self._hit("anthropic", request.model, prefix):
+            return tokens, 0
+        return 0, tokens
 
 
 def _served_name(model: str) -> str:
@@ -361,6 +496,32 @@ def _recorded(body: dict[str, Any]) -> RecordedRequest:
         max_tokens=max_tokens if isinstance(max_tokens, int) else None,
         temperature=body.get("temperature"),
         response_format=response_format if isinstance(response_format, dict) else None,
+        body=body,
+        received_at=time.monotonic(),
+    )
+
+
+def _text(content: Any) -> str:
+    """A message's text: the string, or its text blocks joined."""
+    if isinstance(content, list):
+        return "".join(str(b.get("text") or "") for b in content if isinstance(b, dict))
+    return str(content or "")
+
+
+def _recorded_anthropic(body: dict[str, Any]) -> RecordedRequest:
+    # As chat messages: the system prompt first, then each message's text.
+    messages: list[dict[str, Any]] = []
+    if body.get("system"):
+        messages.append({"role": "system", "content": _text(body["system"])})
+    messages.extend({"role": str(m.get("role", "")), "content": _text(m.get("content"))}
+                    for m in body["messages"] if isinstance(m, dict))
+    max_tokens = body.get("max_tokens")
+    return RecordedRequest(
+        model=str(body.get("model", "")),
+        messages=messages,
+        max_tokens=max_tokens if isinstance(max_tokens, int) else None,
+        temperature=body.get("temperature"),
+        response_format=None,
         body=body,
         received_at=time.monotonic(),
     )

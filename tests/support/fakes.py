@@ -130,6 +130,7 @@ class BatchRow:
     budget_usd: Decimal | None = None
     decisions: list[Any] = field(default_factory=list)
     error_message: str | None = None
+    mode: str = "interactive"
 
 
 @dataclass
@@ -549,7 +550,12 @@ class FakeCatalogRepository(_Repository):
                          input_cost_per_million=row.input_cost_per_million,
                          output_cost_per_million=row.output_cost_per_million,
                          context_window=row.context_window,
-                         max_output_tokens=row.max_output_tokens)
+                         max_output_tokens=row.max_output_tokens,
+                         cache_read_cost_per_million=getattr(
+                             row, "cache_read_cost_per_million", None),
+                         cache_write_cost_per_million=getattr(
+                             row, "cache_write_cost_per_million", None),
+                         batch_discount=getattr(row, "batch_discount", None))
 
 
 class FakeProcessingRepository(_Repository):
@@ -558,13 +564,15 @@ class FakeProcessingRepository(_Repository):
     async def create_batch(self, *, group_id: str, model: ModelRow, sources: list[SourceRow],
                            strategy: str | None, config: dict[str, Any],
                            budget_usd: Decimal | None, max_attempts: int,
-                           decisions: list[Any] | None = None) -> NewBatch:
+                           decisions: list[Any] | None = None,
+                           mode: str = "interactive") -> NewBatch:
         self._call("create_batch", group_id=group_id, model=model.name,
                    sources=[s.id for s in sources], strategy=strategy, config=config,
                    budget_usd=budget_usd, max_attempts=max_attempts, decisions=decisions)
         batch = BatchRow(self._factory.next_id("batches"), group_id, model.name,
                          strategy=strategy, config=copy.deepcopy(config),
-                         budget_usd=budget_usd, decisions=copy.deepcopy(decisions or []))
+                         budget_usd=budget_usd, decisions=copy.deepcopy(decisions or []),
+                         mode=mode)
         self._state.batches[batch.id or 0] = batch
         run_ids, job_ids = [], []
         for source in sources:
@@ -618,6 +626,10 @@ class FakeProcessingRepository(_Repository):
         self._event(batch.id or 0, "CANCELLED", None, {"message": "cancelled"})
         return batch
 
+
+    async def abandon_provider_batches(self, batch_id: int, max_attempts: int) -> list[int]:
+        self._call("abandon_provider_batches", batch_id=batch_id)
+        return []
     async def reopen_run(self, run: RunRow, batch: BatchRow, *, max_attempts: int) -> int:
         self._call("reopen_run", run.id, batch.id, max_attempts=max_attempts)
         source = self._state.sources[run.source_id]
@@ -1321,6 +1333,8 @@ class FakeSettings:
     max_reference_import_bytes: int = 5 * 1024 * 1024
     # development's default (domain/api_bases.py): loopback and private ranges
     api_base_allow_list: tuple[str, ...] = DEVELOPMENT_ALLOW_LIST
+    batch_discount_map: dict[str, Decimal] = field(default_factory=lambda: {
+        "openai": Decimal("0.5"), "anthropic": Decimal("0.5")})
 
 
 _SETTING_NAMES = frozenset(f.name for f in fields(FakeSettings))

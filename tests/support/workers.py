@@ -257,8 +257,10 @@ class RedisWakeups:
         self.broker = RedisBroker(url=redis_url, namespace="mmos", middleware=[])
         self.sent: list[int] = []
 
-    async def send(self, job_ids: Sequence[int]) -> None:
-        """Wake workers for these committed jobs."""
+    async def send(self, job_ids: Sequence[int], actor: str = "process_job",
+                   delay_ms: int = 0) -> None:
+        """Wake workers for these committed jobs (a delayed wake-up is sent at once: the
+        claim still waits for the job's available_at)."""
         from dramatiq import Message
 
         from db.jobs import JobQueue

@@ -41,7 +41,8 @@ class HeldJobs:
     def __init__(self, runtime: Any) -> None:
         self.runtime = runtime
 
-    async def send(self, job_ids: Sequence[int]) -> None:
+    async def send(self, job_ids: Sequence[int], actor: str = "process_job",
+                   delay_ms: int = 0) -> None:
         from db.jobs import JobQueue
 
         if job_ids:
@@ -72,8 +73,9 @@ class OfflineOnly:
         self._check(request.model)
         return await self.inner.complete(request)
 
-    def worst_case_cost(self, request: ModelRequest, prompt_tokens: int) -> Decimal | None:
-        return self.inner.worst_case_cost(request, prompt_tokens)
+    def worst_case_cost(self, request: ModelRequest, prompt_tokens: int, *,
+                        batch: bool = False) -> Decimal | None:
+        return self.inner.worst_case_cost(request, prompt_tokens, batch=batch)
 
     def count_tokens(self, model: ModelSpec, text: str) -> int:
         return self.inner.count_tokens(model, text)

@@ -76,7 +76,8 @@ async def test_start_processing_freezes_the_config_snapshot_of_each_batch() -> N
     cheap, dear = (fake.state.batches[i].config for i in started.batch_ids)
     assert cheap == {"promptVersion": PROMPT_VERSION, "promptHash": prompt_hash(),
                      "temperature": 0.0, "maxOutputTokens": 4096, "chunkMaxTokens": 900,
-                     "chunkOverlapTokens": 50, "strategy": None, "litellmModel": "cheap"}
+                     "chunkOverlapTokens": 50, "strategy": None, "litellmModel": "cheap",
+                     "mode": "interactive"}
     assert dear["maxOutputTokens"] == 8000
     assert fake.called("processing.create_batch")[0][1]["max_attempts"] == 5
 
@@ -780,3 +781,63 @@ async def test_budget_without_limits_has_nothing_remaining_to_count() -> None:
     # Then
     assert (summary.limit_usd, summary.spent_usd, summary.remaining_usd,
             summary.fragment_cost_limit_usd) == (None, Decimal(0), None, None)
+
+
+# --- start_processing: BATCH mode ---------------------------------------------------------------
+
+
+async def test_batch_mode_is_frozen_on_each_batch_and_its_config() -> None:
+    ports = make_ports()
+    fake = fakes_of(ports)
+    fake.add_model("gpt", litellm_model="gpt-4o-mini")
+    fake.add_model("local", litellm_model="openai/llama", api_base="http://127.0.0.1:1/v1")
+    source = fake.add_source()
+    started = await processing.start_processing(
+        ports, source_ids=[source.id or 0], model_names=["gpt", "local"], strategy=None,
+        budget_usd=None, mode="BATCH")
+    batches = [fake.state.batches[i] for i in started.batch_ids]
+    assert [(b.mode, b.config["mode"]) for b in batches] == [("batch", "batch")] * 2
+
+
+async def test_batch_mode_is_refused_for_models_without_a_batch_api_naming_each() -> None:
+    ports = make_ports()
+    fake = fakes_of(ports)
+    fake.add_model("gpt", litellm_model="gpt-4o-mini")
+    fake.add_model("claude", litellm_model="anthropic/claude-haiku-4-5")
+    fake.add_model("rules", litellm_model="mmos/rules-fast", is_local=True)
+    source = fake.add_source()
+    with pytest.raises(InvalidInput) as caught:
+        await processing.start_processing(
+            ports, source_ids=[source.id or 0], model_names=["gpt", "claude", "rules"],
+            strategy=None, budget_usd=None, mode="batch")
+    assert paths(caught.value) == [("input", "models", "1"), ("input", "models", "2")]
+    assert "'claude' (anthropic) has no batch API" in caught.value.issues[0].message
+    assert "use mode INTERACTIVE" in caught.value.issues[1].message
+    nothing_written(fake)
+
+
+async def test_an_unknown_mode_is_refused_on_its_field() -> None:
+    ports = make_ports()
+    fake = fakes_of(ports)
+    fake.add_model("gpt", litellm_model="gpt-4o-mini")
+    source = fake.add_source()
+    with pytest.raises(InvalidInput) as caught:
+        await processing.start_processing(
+            ports, source_ids=[source.id or 0], model_names=["gpt"], strategy=None,
+            budget_usd=None, mode="overnight")
+    assert paths(caught.value) == [("input", "mode")]
+    nothing_written(fake)
+
+
+async def test_a_strategy_in_batch_mode_plans_every_step_in_batch_mode() -> None:
+    ports = make_ports()
+    fake = fakes_of(ports)
+    fake.add_model("gpt", litellm_model="gpt-4o-mini", price=("0.1", "0.2"))
+    fake.add_model("big", litellm_model="gpt-4o", price=("5", "15"))
+    sources = [fake.add_source() for _ in range(3)]
+    started = await processing.start_processing(
+        ports, source_ids=[s.id or 0 for s in sources], model_names=["gpt", "big"],
+        strategy="progressive", budget_usd=None, mode="batch")
+    batch = fake.state.batches[started.batch_ids[0]]
+    assert batch.mode == "batch"
+    assert Plan.from_json(batch.config["plan"]).mode == "batch"
