@@ -224,7 +224,7 @@ def sweet_spot(
     reason = _fit_reason(pick, threshold, budget_per_fragment, scope)
     paired = _paired_vs(pick, reference_model)
     if paired is not None:
-        reason += f"; quality {paired.describe()} against the reference, {paired.claim()}"
+        reason += f"; {paired.claim()}"
     return SweetSpot(
         pick.model, True, reason, frontier, _savings_vs(pick, cands, reference_model), pick
     )

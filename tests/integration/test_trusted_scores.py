@@ -213,8 +213,8 @@ async def test_reports_state_the_quality_loss_with_its_interval(scenario: Any) -
     spot = (await gql(SWEET, {"id": source_id, "t": threshold}))["data"]["sweetSpot"]
     assert (spot["model"], spot["qualified"]) == (HALF, True)
     half = e[HALF]["vsReference"]
-    assert f"quality \u2212{abs(half['qualityDeltaPct']):.1f}% (90% CI " in spot["reason"]
-    assert f"worse than {REFERENCE}" in spot["reason"]
+    assert f"; worse than {REFERENCE}: \u2212{abs(half['qualityDeltaPct']):.1f}% (90% CI " \
+        in spot["reason"]
     # At the reference's own bar the twin qualifies, and the claim is "not worse".
     spot = (await gql(SWEET, {"id": source_id, "t": e[REFERENCE]["qualityScore"]}))[
         "data"]["sweetSpot"]

@@ -47,7 +47,7 @@ export function ComparisonTable({ comparison, colour }) {
 
 const W = 560;
 const H = 300;
-const PAD = { left: 64, right: 20, top: 16, bottom: 44 };
+const PAD = { left: 64, right: 48, top: 16, bottom: 44 };
 
 export function CostQualityPlot({ comparison, sweetSpot, colour }) {
   const [hover, setHover] = useState(null);
