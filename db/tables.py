@@ -75,6 +75,7 @@ class ModelRow(SQLModel, table=True):
         sa.CheckConstraint("input_cost_per_million IS NULL OR input_cost_per_million >= 0", name="ck_models_in_price"),
         sa.CheckConstraint("output_cost_per_million IS NULL OR output_cost_per_million >= 0", name="ck_models_out_price"),
         sa.CheckConstraint("batch_discount IS NULL OR (batch_discount >= 0 AND batch_discount < 1)", name="ck_models_batch_discount"),
+        sa.CheckConstraint("(rpm IS NULL OR rpm > 0) AND (tpm IS NULL OR tpm > 0) AND (max_concurrency IS NULL OR max_concurrency > 0)", name="ck_models_limits"),
         sa.CheckConstraint("(cache_read_cost_per_million IS NULL OR cache_read_cost_per_million >= 0) AND (cache_write_cost_per_million IS NULL OR cache_write_cost_per_million >= 0)", name="ck_models_cache_prices"),
     )
 
@@ -87,6 +88,9 @@ class ModelRow(SQLModel, table=True):
     cache_read_cost_per_million: Decimal | None = Field(default=None, sa_column=_money(nullable=True))
     cache_write_cost_per_million: Decimal | None = Field(default=None, sa_column=_money(nullable=True))
     batch_discount: Decimal | None = Field(default=None, sa_column=sa.Column(sa.Numeric(5, 4), nullable=True))
+    rpm: int | None = Field(default=None, sa_column=sa.Column(sa.Integer, nullable=True))
+    tpm: int | None = Field(default=None, sa_column=sa.Column(sa.Integer, nullable=True))
+    max_concurrency: int | None = Field(default=None, sa_column=sa.Column(sa.Integer, nullable=True))
     price_source: str = Field(sa_column=sa.Column(sa.String(16), nullable=False, server_default="none"))
     context_window: int = Field(sa_column=sa.Column(sa.Integer, nullable=False, server_default="8192"))
     max_output_tokens: int = Field(sa_column=sa.Column(sa.Integer, nullable=False, server_default="4096"))
@@ -115,6 +119,7 @@ class BatchRow(SQLModel, table=True):
     strategy: str | None = Field(default=None, sa_column=sa.Column(sa.String(16)))
     mode: str = Field(default="interactive", sa_column=sa.Column(sa.String(16), nullable=False, server_default="interactive"))
     config: dict[str, Any] = Field(default_factory=dict, sa_column=_jsonb())
+    forecast: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(pg.JSONB, nullable=True))
     decisions: list[Any] = Field(default_factory=list, sa_column=_jsonb("'[]'::jsonb"))
     budget_usd: Decimal | None = Field(default=None, sa_column=_money(nullable=True))
     spent_usd: Decimal = Field(default=Decimal(0), sa_column=_money())
@@ -503,6 +508,7 @@ class WorkerRow(SQLModel, table=True):
     worker_id: str = Field(sa_column=sa.Column(sa.String(100), primary_key=True))
     hostname: str = Field(sa_column=sa.Column(sa.String(200), nullable=False))
     pid: int = Field(sa_column=sa.Column(sa.Integer, nullable=False))
+    providers: list[str] = Field(default_factory=list, sa_column=_jsonb("'[]'::jsonb"))
     started_at: datetime | None = Field(default=None, sa_column=_now_column())
     last_seen_at: datetime | None = Field(default=None, sa_column=_now_column())
 
