@@ -105,7 +105,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     warm_up_model_client()
     broker = setup_broker(settings.redis_url)
     host = worker_host(settings, database_url, broker=broker)
-    worker = InProcessWorker(broker, host, settings.worker_threads)
+    worker = InProcessWorker(broker, host, settings.worker_threads,
+                             idle_poll_seconds=settings.worker_idle_poll_seconds)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
@@ -265,6 +266,16 @@ def _print_import(name: str, result: object) -> None:
         print(f"  ungrounded {item.external_id} (line {item.line}): {where}")
 
 
+def cmd_estimate(args: argparse.Namespace) -> int:
+    """Forecast the cost and time of processing sources with models; nothing is queued."""
+    from api.estimate import run_estimate
+
+    settings = get_settings()
+    url = _database_url(settings)
+    return asyncio.run(run_estimate(settings, url, args.source_codes, args.models,
+                                    args.strategy, args.mode))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mmos", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -304,6 +315,15 @@ def build_parser() -> argparse.ArgumentParser:
     imports.add_argument("--format", choices=["mmos_yaml", "jsonl"], default=None,
                          help="default: from the extension (.yaml/.yml/.md, .jsonl)")
     imports.set_defaults(func=cmd_import_reference)
+
+    estimate = commands.add_parser(
+        "estimate", help="forecast tokens, cost and time of processing sources with models")
+    estimate.add_argument("source_codes", metavar="SOURCE_CODE", nargs="+")
+    estimate.add_argument("--models", required=True, help="comma-separated catalog names")
+    estimate.add_argument("--strategy", choices=["progressive", "aggressive", "conservative"],
+                          default=None)
+    estimate.add_argument("--mode", choices=["interactive", "batch"], default="interactive")
+    estimate.set_defaults(func=cmd_estimate)
 
     demo = commands.add_parser("demo", help="compare the offline models on sample interviews")
     demo.set_defaults(func=cmd_demo)

@@ -18,6 +18,7 @@ import dataclasses
 import functools
 import gc
 import logging
+import os
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -31,7 +32,7 @@ from api.settings import Settings
 from db.engine import make_engine, make_sessionmaker, one_statement_sessions
 from db.uow import SqlUnitOfWorkFactory
 from domain.events import EventBus
-from domain.ports import JobDispatcher, Ports, PriceCatalog
+from domain.ports import Forecaster, JobDispatcher, Ports, PriceCatalog
 from domain.services import catalog, quality
 
 log = logging.getLogger("mmos.container")
@@ -90,11 +91,18 @@ class Container:
         """Autocommit sessions for reads of one statement (per-request loaders)."""
         return one_statement_sessions(self.engine)
 
+    @functools.cached_property
+    def forecaster(self) -> Forecaster:
+        """Counts and prices what a request would send (LiteLLM imported on the first count)."""
+        from workers.forecast import LiteLLMForecaster
+
+        return LiteLLMForecaster(self.settings)
+
     @property
     def ports(self) -> Ports:
         """What the use cases of `domain/services` are given."""
         return Ports(uow=self.uow, settings=self.settings, clock=self.clock,
-                     prices=self.prices)
+                     prices=self.prices, forecaster=self.forecaster)
 
     @property
     def events(self) -> EventBus | None:
@@ -236,7 +244,8 @@ def worker_host(settings: Settings, database_url: str, *, broker: Any, sweep: bo
 class InProcessWorker:
     """Dramatiq's worker threads inside this process (the embedded default, no Redis)."""
 
-    def __init__(self, broker: Any, host: Any, threads: int) -> None:
+    def __init__(self, broker: Any, host: Any, threads: int, *,
+                 idle_poll_seconds: float = 0.0) -> None:
         import dramatiq
 
         from workers.host import HostLifecycle
@@ -246,6 +255,13 @@ class InProcessWorker:
         broker.add_middleware(self.lifecycle)
         self.host = host
         self.worker = dramatiq.Worker(broker, worker_threads=threads, worker_timeout=200)
+        # Fetch no more wake-ups than there are threads (Dramatiq's default is twice as
+        # many): a buffered one would wait here while another worker idles. The
+        # `dramatiq_queue_prefetch` environment variable still overrides.
+        if not os.environ.get("dramatiq_queue_prefetch"):  # noqa: SIM112 (Dramatiq's name)
+            self.worker.queue_prefetch = threads
+        if idle_poll_seconds > 0:
+            host.idle_poll(threads, idle_poll_seconds)
 
     def start(self) -> None:
         """Start the threads, then the host (container, sweeper, heartbeat) on the actors'

@@ -31,6 +31,7 @@ from api.mutations.processing import ProcessingMutations
 from api.mutations.reference import ReferenceMutations
 from api.mutations.sources import SourceMutations
 from api.queries.calibration import CalibrationQueries
+from api.queries.forecast import ForecastQueries
 from api.queries.graph import GraphQueries
 from api.queries.optimization import OptimizationQueries
 from api.queries.processing import ProcessingQueries
@@ -51,7 +52,7 @@ def _root_types() -> tuple[type, type]:
     # Relay node fields are bound to one schema when it is built: each schema gets new roots.
     @strawberry.type
     class Query(SourceQueries, ProcessingQueries, QueueQueries, GraphQueries,
-                OptimizationQueries, CalibrationQueries, ReviewQueries):
+                OptimizationQueries, CalibrationQueries, ReviewQueries, ForecastQueries):
         node: relay.Node | None = relay.node(description="Any object by its global ID.")
         nodes: list[relay.Node | None] = relay.node(
             description="Objects by global IDs, in order."

@@ -63,6 +63,9 @@ class Settings(BaseSettings):
 
     # Processing
     worker_threads: int = Field(default=4, ge=1)
+    # `mmos worker`: while a thread is free, claim waiting jobs this often without a message
+    # (0 turns it off: jobs then start only on a wake-up).
+    worker_idle_poll_seconds: float = Field(default=0.5, ge=0, le=60)
     job_lease_seconds: int = Field(default=60, ge=5)
     job_max_attempts: int = Field(default=3, ge=1)
     sweep_interval_seconds: float = Field(default=15.0, gt=0)

@@ -90,6 +90,9 @@ def spec_of(row: ModelRow) -> ModelSpec:
         cache_read_cost_per_million=row.cache_read_cost_per_million,
         cache_write_cost_per_million=row.cache_write_cost_per_million,
         batch_discount=row.batch_discount,
+        rpm=row.rpm,
+        tpm=row.tpm,
+        max_concurrency=row.max_concurrency,
     )
 
 

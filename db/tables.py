@@ -508,7 +508,9 @@ class WorkerRow(SQLModel, table=True):
     worker_id: str = Field(sa_column=sa.Column(sa.String(100), primary_key=True))
     hostname: str = Field(sa_column=sa.Column(sa.String(200), nullable=False))
     pid: int = Field(sa_column=sa.Column(sa.Integer, nullable=False))
-    providers: list[str] = Field(default_factory=list, sa_column=_jsonb("'[]'::jsonb"))
+    # What the worker can call (domain/preflight.py `WorkerReach.to_json`); `[]` until its
+    # first report.
+    providers: Any = Field(default_factory=list, sa_column=_jsonb("'[]'::jsonb"))
     started_at: datetime | None = Field(default=None, sa_column=_now_column())
     last_seen_at: datetime | None = Field(default=None, sa_column=_now_column())
 

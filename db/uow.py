@@ -17,6 +17,7 @@ from db.answers import AnswerRepository
 from db.budget import BudgetLedger
 from db.calibration import CalibrationRepository
 from db.catalog import ModelRepository
+from db.forecast import ForecastRepository
 from db.graph import GraphRepository
 from db.jobs import JobQueue
 from db.keys import KeyRepository
@@ -27,6 +28,7 @@ from db.retry import retry_conflicts
 from db.settings_store import SettingsStore
 from db.sources import SourceRepository
 from db.strategies import StrategyRepository
+from db.workers import WorkerRepository
 from domain.events import EventBus
 from domain.ports import JobDispatcher
 
@@ -137,6 +139,14 @@ class SqlUnitOfWork:
     @cached_property
     def calibration(self) -> CalibrationRepository:
         return CalibrationRepository(self.session)
+
+    @cached_property
+    def workers(self) -> WorkerRepository:
+        return WorkerRepository(self.session)
+
+    @cached_property
+    def forecasts(self) -> ForecastRepository:
+        return ForecastRepository(self.session)
 
 
 class SqlUnitOfWorkFactory:

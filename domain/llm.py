@@ -26,10 +26,33 @@ class ModelSpec:
     cache_read_cost_per_million: Decimal | None = None
     cache_write_cost_per_million: Decimal | None = None
     batch_discount: Decimal | None = None
+    # Per-model provider limits (None = unlimited): requests and input+output tokens per
+    # minute, calls in flight at once; shared by every worker (workers/limits.py).
+    rpm: int | None = None
+    tpm: int | None = None
+    max_concurrency: int | None = None
+
+    @property
+    def is_limited(self) -> bool:
+        return any(v is not None for v in (self.rpm, self.tpm, self.max_concurrency))
 
     @property
     def is_priced(self) -> bool:
         return self.input_cost_per_million is not None and self.output_cost_per_million is not None
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitInfo:
+    """What a provider said about its limits on one answer (a 200 or a 429): the
+    `x-ratelimit-*` headers (limit, remaining, seconds until reset) and `Retry-After`."""
+
+    limit_requests: int | None = None
+    remaining_requests: int | None = None
+    reset_requests_s: float | None = None
+    limit_tokens: int | None = None
+    remaining_tokens: int | None = None
+    reset_tokens_s: float | None = None
+    retry_after_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +90,7 @@ class ModelResponse:
     list_cost_usd: Decimal | None = None
     cache_saved_usd: Decimal = Decimal(0)
     batch_saved_usd: Decimal = Decimal(0)
+    rate_limit: RateLimitInfo | None = None
 
     def __post_init__(self) -> None:
         if self.list_cost_usd is None:
@@ -92,10 +116,13 @@ class TransientModelError(ModelCallError):
     """Worth retrying after a pause: 429, 5xx, timeouts, connection resets."""
 
     def __init__(
-        self, message: str, *, retry_after_s: float | None = None, cost_usd: Decimal = Decimal(0)
+        self, message: str, *, retry_after_s: float | None = None, cost_usd: Decimal = Decimal(0),
+        rate_limit: RateLimitInfo | None = None, status: int | None = None,
     ) -> None:
         super().__init__(message, cost_usd=cost_usd)
         self.retry_after_s = retry_after_s
+        self.rate_limit = rate_limit
+        self.status = status
 
 
 class DeterministicModelError(ModelCallError):

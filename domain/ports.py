@@ -21,19 +21,23 @@ from domain.calibration import CalibrationPair
 from domain.errors import FieldIssue
 from domain.evaluation import QualityPolicy
 from domain.events import EventBus
+from domain.forecast import History, Pricing
 from domain.llm import ModelClient, ModelSpec
 from domain.optimizer import Candidate
+from domain.preflight import WorkerReach
 from domain.reference_import import ReferenceFragmentData
 from domain.sources import SourceData
 
 __all__ = [
     "BatchRecord", "BudgetRepository", "BudgetView", "CalibrationRepository",
     "CatalogRepository", "Clock",
-    "EventBus", "GraphRepository", "JobDispatcher", "JobRepository", "KeyRepository",
+    "EventBus", "ForecastRepository", "Forecaster", "GraphRepository", "JobDispatcher",
+    "JobRepository", "KeyRepository",
     "ModelClient", "ModelRecord", "NewBatchRecord", "PerformanceRepository", "Ports",
     "PriceCatalog", "ProcessingRepository", "ReferenceRepository", "RunRecord", "Settings",
     "SettingsRepository",
     "SourceRecord", "SourceRepository", "StrategyRepository", "UnitOfWork", "UnitOfWorkFactory",
+    "WorkerRepository",
 ]
 
 T = TypeVar("T")
@@ -115,6 +119,8 @@ class Settings(Protocol):
     quality_min_verified_fragments: int
     quality_reference_model: str | None
     strategy_sample_sources: int
+    worker_threads: int
+    llm_concurrency: int
     run_failed_chunk_share: float
     answer_retention_days: int
     max_reference_import_bytes: int
@@ -215,6 +221,26 @@ class PerformanceRepository(Protocol):
                                updated_by: str | None) -> None: ...
 
 
+class ForecastRepository(Protocol):
+    """What the forecast reads (history, live workers) and keeps (each batch's forecast)."""
+
+    async def history(self, model_names: Sequence[str] | None = None) -> History:
+        """Usage of completed runs per (model, source type): tokens, calls, latency."""
+        ...
+
+    async def live_workers(self, within_seconds: int = 30) -> int:
+        """Worker processes whose heartbeat was seen within the last `within_seconds`."""
+        ...
+
+    async def batch_sources(self, batch_ids: Sequence[int]) -> dict[int, list[int]]:
+        """The source ids of each batch's runs."""
+        ...
+
+    async def store(self, batch_id: int, forecast: dict[str, Any]) -> None:
+        """Keep what was forecast for the batch when it started."""
+        ...
+
+
 class CalibrationRepository(Protocol):
     async def pairs(self, source_type: str | None = None) -> list[CalibrationPair]:
         """Provisional and verified scores of completed runs now measured against a human
@@ -275,6 +301,14 @@ class KeyRepository(Protocol):
     async def list(self) -> list[Any]: ...
 
 
+class WorkerRepository(Protocol):
+    """Worker heartbeats (db/workers.py)."""
+
+    async def reach(self, within_seconds: float) -> list[WorkerReach]:
+        """What each worker seen in the last `within_seconds` reported it can call."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One transaction with its repositories. Leaving the block commits (or rolls back on an
     error); after a commit, the events the repositories raised are published and the jobs
@@ -306,6 +340,10 @@ class UnitOfWork(Protocol):
     def keys(self) -> KeyRepository: ...
     @property
     def calibration(self) -> CalibrationRepository: ...
+    @property
+    def workers(self) -> WorkerRepository: ...
+    @property
+    def forecasts(self) -> ForecastRepository: ...
 
     async def __aenter__(self) -> UnitOfWork: ...
     async def __aexit__(self, exc_type: type[BaseException] | None,
@@ -348,6 +386,22 @@ class PriceCatalog(Protocol):
         ...
 
 
+class Forecaster(Protocol):
+    """Counts what a request would send, with each model's tokenizer, and prices it
+    (workers/forecast.py over LiteLLM, imported on the first estimate)."""
+
+    def prompt_tokens(self, model: ModelSpec, max_tokens: int, *, content: str,
+                      language: str, source_type: str) -> list[int]:
+        """The prompt tokens of each call the pipeline makes for one source (one a chunk),
+        chunked and prompted exactly as the pipeline does."""
+        ...
+
+    def pricing(self, model: ModelSpec, *, batch: bool) -> Pricing:
+        """The model's rates (batch rates too in BATCH mode) and the prompt-prefix tokens its
+        provider serves from its cache (0 where it does not cache)."""
+        ...
+
+
 class Clock(Protocol):
     def now(self) -> datetime: ...
 
@@ -360,3 +414,4 @@ class Ports:
     settings: Settings
     clock: Clock
     prices: PriceCatalog
+    forecaster: Forecaster | None = None

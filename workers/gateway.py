@@ -33,10 +33,12 @@ from domain.pricing import (
     price,
     worst_case,
 )
+from workers.limits import rate_limit_info
 from workers.litellm_loader import load_litellm
 from workers.metrics import observe_call
 from workers.prices import MILLION as _MILLION
 from workers.prices import LiteLLMPrices, model_batch_rates, model_rates
+from workers.providers import missing_provider_key
 
 LOCAL_API_KEY = "sk-local"
 SCHEMA_NAME = "extraction_answer"
@@ -215,7 +217,13 @@ def map_error(exc: Exception, model: str, *, secrets: tuple[str, ...] = ()) -> M
         return DeterministicModelError(f"{model}: the server answered a redirect ({status}); "
                                        "redirects are not followed, give the final apiBase")
     if isinstance(exc, litellm.RateLimitError):
-        return TransientModelError(message, retry_after_s=retry_after_of(exc))
+        # The provider's x-ratelimit-* headers too: the limiter slows the model for every
+        # worker (workers/limits.py).
+        retry_after = retry_after_of(exc)
+        headers = (getattr(exc, "litellm_response_headers", None)
+                   or getattr(getattr(exc, "response", None), "headers", None))
+        return TransientModelError(message, retry_after_s=retry_after, status=429,
+                                   rate_limit=rate_limit_info(headers, retry_after))
     if isinstance(exc, litellm.Timeout | litellm.APIConnectionError):
         return TransientModelError(message)
     deterministic = (
@@ -326,6 +334,11 @@ class LiteLLMClient:
             kwargs["client"] = self._custom_client(spec.api_base, key, request.timeout_s)
         elif own_key is not None:
             kwargs["api_key"] = own_key
+        elif lacking := missing_provider_key(spec.litellm_model):
+            # Refused at start when a worker reporting it was seen (domain/preflight.py); a
+            # start with no worker seen is caught here, before anything is spent or retried.
+            raise MissingModelKey(f"{spec.name}: the workers have no key for its provider "
+                                  f"({' / '.join(lacking)} not set)")
         response_format = self._response_format(request)
         if response_format is not None:
             kwargs["response_format"] = response_format
@@ -474,6 +487,7 @@ class LiteLLMClient:
             list_cost_usd=cost.list_cost_usd,
             cache_saved_usd=cost.cache_saved_usd,
             batch_saved_usd=cost.batch_saved_usd,
+            rate_limit=None if batch else rate_limit_info(_response_headers(response)),
         )
 
     def _usage(self, request: ModelRequest, response: Any, content: str) -> tuple[CallUsage, bool]:
@@ -490,6 +504,14 @@ class LiteLLMClient:
         prompt_text = "\n".join(_text_of(m.get("content")) for m in request.messages)
         count = self.count_tokens
         return CallUsage(count(request.model, prompt_text), count(request.model, content)), True
+
+
+def _response_headers(response: Any) -> Any:
+    """The provider's headers LiteLLM kept on a success (`additional_headers`)."""
+    hidden = getattr(response, "_hidden_params", None)
+    if isinstance(hidden, dict):
+        return hidden.get("additional_headers")
+    return getattr(hidden, "additional_headers", None)
 
 
 def _count(holder: Any, name: str) -> int:

@@ -16,8 +16,10 @@ import dramatiq
 
 from db.workers import beat, forget
 from domain.llm import ModelClient
+from domain.preflight import HEARTBEAT_SECONDS, WorkerReach
 from workers.batch_api import batch_client_for
 from workers.pipeline import Pipeline, PipelineHooks
+from workers.providers import worker_reach
 
 log = logging.getLogger("mmos.worker")
 
@@ -46,6 +48,22 @@ class WorkerHost:
         self.pipeline: Pipeline | None = None
         self._lock: asyncio.Lock | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        # Job slots (`idle_poll`): jobs running here, woken or polled, never exceed `slots`.
+        self.slots = 0
+        self.idle_poll_seconds = 0.0
+        self.active = 0
+        self.stopping = False
+        self._poller: asyncio.Task[None] | None = None
+        self._polled: set[asyncio.Task[None]] = set()
+
+    def idle_poll(self, slots: int, every_seconds: float) -> None:
+        """Run at most `slots` jobs at once (the worker's threads) and, while a slot is free,
+        claim waiting jobs every `every_seconds` without waiting for a message: a doorbell
+        buffered by a busy worker (or lost) never keeps a job from an idle one. A message that
+        finds every slot busy is dropped (the job stays in PostgreSQL for the next free slot
+        of any worker, or the sweeper's re-send with `every_seconds` 0). Call before `start`."""
+        self.slots = slots
+        self.idle_poll_seconds = every_seconds
 
     async def start(self) -> None:
         """Create the container and background tasks once (idempotent)."""
@@ -62,11 +80,20 @@ class WorkerHost:
             self.pipeline = Pipeline(self.runtime, client, self.worker_id, self.hooks,
                                      batch_client=batch_client_for(client))
             self._tasks.append(asyncio.create_task(self._heartbeat()))
+            if self.slots and self.idle_poll_seconds > 0:
+                self._poller = asyncio.create_task(self._idle_poll())
             if self.sweep:
                 self._tasks.append(asyncio.create_task(self._sweeper()))
             log.info("worker %s ready", self.worker_id)
 
     async def close(self) -> None:
+        # The poller claims nothing more; the jobs it started finish on a live runtime (as the
+        # worker threads' jobs did before the host is closed).
+        self.stopping = True
+        if self._poller is not None:
+            await asyncio.gather(self._poller, return_exceptions=True)
+            self._poller = None
+        await asyncio.gather(*self._polled, return_exceptions=True)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -86,27 +113,76 @@ class WorkerHost:
         """Claim the most urgent waiting job and run it; None when there was nothing to do."""
         await self.start()
         assert self.pipeline is not None
-        job = None
-        for pause in (0.0, 0.1, 0.5):
-            # A row briefly locked by another writer is skipped by the claim: look again.
-            await asyncio.sleep(pause)
-            async with self.runtime.uow() as uow:
-                job = await uow.jobs.claim(self.worker_id, self.runtime.settings.job_lease_seconds)
-            if job is not None:
-                break
-        if job is None:
+        if self.slots and self.active >= self.slots:
+            log.debug("woken for %s with every slot busy: left to a free slot", job_id)
             return None
-        log.info("job %s claimed (woken for %s)", job.id, job_id)
-        return await self.pipeline.run_job(job)
+        self.active += 1
+        try:
+            job = None
+            for pause in (0.0, 0.1, 0.5):
+                # A row briefly locked by another writer is skipped by the claim: look again.
+                await asyncio.sleep(pause)
+                job = await self._claim()
+                if job is not None:
+                    break
+            if job is None:
+                return None
+            log.info("job %s claimed (woken for %s)", job.id, job_id)
+            return await self.pipeline.run_job(job)
+        finally:
+            self.active -= 1
+
+    async def _claim(self) -> Any:
+        async with self.runtime.uow() as uow:
+            return await uow.jobs.claim(self.worker_id, self.runtime.settings.job_lease_seconds)
+
+    async def _idle_poll(self) -> None:
+        """While a slot is free, claim the most urgent waiting job and run it here."""
+        while not self.stopping:
+            await asyncio.sleep(self.idle_poll_seconds)
+            while not self.stopping and self.active < self.slots:
+                self.active += 1  # taken before the claim: a wake-up meanwhile sees it
+                try:
+                    job = await self._claim()
+                except Exception:
+                    job = None
+                    log.warning("idle poll failed", exc_info=True)
+                if job is None:
+                    self.active -= 1
+                    break
+                log.info("job %s claimed (idle poll)", job.id)
+                task = asyncio.create_task(self._run_polled(job))
+                self._polled.add(task)
+                task.add_done_callback(self._polled.discard)
+
+    async def _run_polled(self, job: Any) -> None:
+        assert self.pipeline is not None
+        try:
+            await self.pipeline.run_job(job)
+        except Exception:  # as a woken job's would be, by Dramatiq: logged, lease left to expire
+            log.exception("job %s raised", job.id)
+        finally:
+            self.active -= 1
 
     async def _heartbeat(self) -> None:
+        reach: WorkerReach | None = None
         while True:
             try:
+                if reach is None:
+                    # What this process can call: its environment does not change while it
+                    # runs, so once (off the loop: LiteLLM may still be importing).
+                    reach = await asyncio.to_thread(worker_reach, self.worker_id)
+                    log.info("worker %s can call %s", self.worker_id,
+                             ", ".join(sorted(reach.providers)) or "no keyed provider")
+            except Exception:
+                log.warning("provider check failed", exc_info=True)
+            try:
                 async with self.runtime.uow() as uow:
-                    await beat(uow.session, self.worker_id, socket.gethostname(), os.getpid())
+                    await beat(uow.session, self.worker_id, socket.gethostname(), os.getpid(),
+                               reach)
             except Exception:
                 log.warning("heartbeat failed", exc_info=True)
-            await asyncio.sleep(10)
+            await asyncio.sleep(HEARTBEAT_SECONDS)
 
     async def _sweeper(self) -> None:
         while True:
@@ -162,6 +238,9 @@ class HostLifecycle(dramatiq.Middleware):
 
     def __init__(self, host: WorkerHost) -> None:
         self.host = host
+
+    def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        self.host.stopping = True  # the idle poll claims nothing more while threads drain
 
     def after_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         from dramatiq.asyncio import get_event_loop_thread

@@ -45,12 +45,14 @@ from domain.llm import (
     ModelClient,
     ModelRequest,
     ModelResponse,
+    ModelSpec,
     TransientModelError,
 )
 from domain.model import FINISHED_RUN, JobKind
 from domain.parsing import FRAGMENTS_JSON_SCHEMA, AnswerFormatError, ParsedAnswer, parse_answer
 from domain.prompt import build_messages, build_repair_messages
 from domain.services import quality
+from workers.limits import LEASE_MARGIN_S, ModelLimiter, Permit, limiter_for
 
 log = logging.getLogger("mmos.pipeline")
 
@@ -58,6 +60,18 @@ RETRY_AFTER_CAP_S = 60.0
 MAX_BATCH_SUBMISSIONS = 3  # provider batches a chunk may come back from without an answer
 UNIQUE_VIOLATION = "23505"
 PROMPT_OVERHEAD_TOKENS = 800
+
+
+def plan_chunks(content: str, spec: ModelSpec, max_tokens: int, *, chunk_max_tokens: int,
+                chunk_overlap_tokens: int) -> list[Chunk]:
+    """The chunks a run of `spec` makes of `content` (the forecast plans the same ones)."""
+    room = spec.context_window - max_tokens - PROMPT_OVERHEAD_TOKENS
+    budget = max(100, min(chunk_max_tokens, room))
+    # Chunks are planned with the cheap estimate (about 4 characters a token): thousands of
+    # tokenizer calls per long source would cost more than they buy, since chunk budgets
+    # sit far below context windows. Reservations still count each prompt exactly.
+    return chunk_text(content, max_tokens=budget,
+                      overlap_tokens=min(chunk_overlap_tokens, budget // 4))
 
 
 class BudgetPause(Exception):
@@ -172,6 +186,7 @@ class Pipeline:
     hooks: PipelineHooks = field(default_factory=PipelineHooks)
     sleep: Callable[[float], Any] = asyncio.sleep
     batch_client: Any = None  # workers.batch_api.BatchClient, for BATCH-mode runs
+    limiter: ModelLimiter | None = None  # workers.limits: per-model limits of every worker
 
     @property
     def settings(self) -> Any:
@@ -350,14 +365,9 @@ class Pipeline:
                             "force; set its prices with updateModel first")
 
     def _chunks(self, ctx: RunContext) -> list[Chunk]:
-        spec = spec_of(ctx.model)
-        room = spec.context_window - self._max_tokens(ctx) - PROMPT_OVERHEAD_TOKENS
-        budget = max(100, min(self.settings.chunk_max_tokens, room))
-        # Chunks are planned with the cheap estimate (about 4 characters a token): thousands of
-        # tokenizer calls per long source would cost more than they buy, since chunk budgets
-        # sit far below context windows. Reservations still count each prompt exactly.
-        return chunk_text(ctx.source.content, max_tokens=budget,
-                          overlap_tokens=min(self.settings.chunk_overlap_tokens, budget // 4))
+        return plan_chunks(ctx.source.content, spec_of(ctx.model), self._max_tokens(ctx),
+                           chunk_max_tokens=self.settings.chunk_max_tokens,
+                           chunk_overlap_tokens=self.settings.chunk_overlap_tokens)
 
     def _max_tokens(self, ctx: RunContext) -> int:
         return min(ctx.model.max_output_tokens, self.settings.max_output_tokens)
@@ -772,9 +782,16 @@ class Pipeline:
         for attempt in range(retries + 1):
             if flags.cancelled or flags.lease_lost:
                 raise RunCancelled()
-            reservation = await self._reserve(ctx, worst, kind if attempt == 0 else "retry")
+            # The model's shared limits (workers/limits.py) first: waiting there holds no
+            # transaction and no budget reservation. A model without limits passes at once.
+            permit = await self._admit(spec, request, prompt_tokens)
             try:
-                response = await self.client.complete(request)
+                reservation = await self._reserve(ctx, worst, kind if attempt == 0 else "retry")
+            except BaseException:
+                await asyncio.shield(self.limits.settle(permit, 0))
+                raise
+            try:
+                response = await self._complete_limited(spec, request, permit)
             except TransientModelError as exc:
                 await self._settle_failure(ctx, reservation, exc.cost_usd, usage,
                                            f"transient: {exc.message}")
@@ -799,6 +816,47 @@ class Pipeline:
                 self._settle(ctx, reservation, response, call, kind)))
             return response
         raise AssertionError("unreachable")
+
+    @property
+    def limits(self) -> ModelLimiter:
+        """The per-model limiter shared by every worker (Redis with REDIS_URL, else this
+        process's); a test may give its own."""
+        if self.limiter is None:
+            self.limiter = limiter_for(getattr(self.settings, "redis_url", None))
+        return self.limiter
+
+    async def _admit(self, spec: ModelSpec, request: ModelRequest,
+                     prompt_tokens: int) -> Permit | None:
+        """Wait for the model's limits; reserves the worst case (prompt + max_tokens)."""
+        if not spec.is_limited:
+            return None
+        return await self.limits.acquire(spec, prompt_tokens + request.max_tokens,
+                                         lease_s=request.timeout_s + LEASE_MARGIN_S)
+
+    async def _complete_limited(self, spec: ModelSpec, request: ModelRequest,
+                                permit: Permit | None) -> ModelResponse:
+        """The provider call; the limit reservation corrected to the actual usage after it,
+        and what the provider said about its limits shared with every worker."""
+        if permit is None:
+            return await self.client.complete(request)
+        try:
+            response = await self.client.complete(request)
+        except TransientModelError as exc:
+            refused = exc.status == 429
+            # A refused call used nothing: its reservation comes back. Other failures may
+            # have been billed: the reservation stays spent, the lease is returned.
+            await self.limits.settle(permit, 0 if refused else None)
+            if refused:
+                await self.limits.observe(spec, exc.rate_limit, refused=True)
+            raise
+        except BaseException:
+            await asyncio.shield(self.limits.settle(permit, None))
+            raise
+        used = response.input_tokens + response.output_tokens
+        await self.limits.settle(permit, used)
+        await self.limits.observe(spec, response.rate_limit, refused=False, used_tokens=used,
+                                  elapsed_s=response.latency_ms / 1000)
+        return response
 
     @staticmethod
     def _backoff(attempt: int, retry_after: float | None) -> float:

@@ -44,6 +44,14 @@ class RegisterModelInput:
                                   "MMOS_BATCH_DISCOUNTS entry.")
     context_window: int | None = None
     max_output_tokens: int | None = None
+    rpm: int | None = strawberry.field(
+        default=None, description="Requests per minute the provider allows this model (per "
+                                  "key, across every worker); null for no limit.")
+    tpm: int | None = strawberry.field(
+        default=None, description="Input plus output tokens per minute; null for no limit.")
+    max_concurrency: int | None = strawberry.field(
+        default=None, description="Calls in flight at once, across every worker; null for "
+                                  "no limit.")
     notes: str | None = None
 
 
@@ -60,6 +68,12 @@ class UpdateModelInput:
     batch_discount: Decimal | None = strawberry.UNSET
     context_window: int | None = strawberry.UNSET
     max_output_tokens: int | None = strawberry.UNSET
+    rpm: int | None = strawberry.field(default=strawberry.UNSET,
+                                       description="Null clears the limit.")
+    tpm: int | None = strawberry.field(default=strawberry.UNSET,
+                                       description="Null clears the limit.")
+    max_concurrency: int | None = strawberry.field(default=strawberry.UNSET,
+                                                   description="Null clears the limit.")
     enabled: bool | None = strawberry.UNSET
     notes: str | None = strawberry.UNSET
 

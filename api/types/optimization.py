@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 import strawberry
 
 from api.errors import public
-from api.ids import to_global
+from api.ids import parse_id, to_global
 from api.types.enums import SourceType
+from api.types.forecast import ForecastCheck
 from api.types.nodes import node_class
 from db.performance import PerformanceRecord, PerformanceRepository
 from db.processing import ProcessingRepository
@@ -215,6 +216,17 @@ class ComparisonEntry:
                     "listCostUsd − cacheSavedUsd − batchSavedUsd.")
     cache_saved_usd: Decimal = strawberry.field(description="What prompt caching saved.")
     batch_saved_usd: Decimal = strawberry.field(description="What batch mode saved.")
+
+    @strawberry.field(description="What the run's batch forecast for this source when it "
+                                  "started (estimateProcessing) against the actual cost and "
+                                  "time; null for batches started without a forecast.")
+    async def forecast(self, info: strawberry.Info) -> ForecastCheck | None:
+        from db.forecast import forecast_checks
+
+        run_id = parse_id(self.run_id, "Run", ("runId",))
+        check = await info.context.loaders.get("forecast_checks", forecast_checks,
+                                               one_statement=True).load(run_id)
+        return None if check is None else ForecastCheck.of(check)
 
     @classmethod
     def of(cls, r: PerformanceRecord) -> ComparisonEntry:

@@ -109,6 +109,13 @@ class Model:
     enabled: bool
     is_local: bool = strawberry.field(description="Runs offline, free (rule-based extractor).")
     notes: str | None
+    rpm: int | None = strawberry.field(
+        default=None, description="Requests per minute, shared by every worker; null: none.")
+    tpm: int | None = strawberry.field(
+        default=None, description="Input plus output tokens per minute, shared by every "
+                                  "worker; null: none.")
+    max_concurrency: int | None = strawberry.field(
+        default=None, description="Calls in flight at once across every worker; null: none.")
     cache_read_cost_per_million_override: strawberry.Private[Decimal | None] = None
     cache_write_cost_per_million_override: strawberry.Private[Decimal | None] = None
     batch_discount_override: strawberry.Private[Decimal | None] = None
@@ -154,6 +161,7 @@ class Model:
                    price_source=row.price_source, context_window=row.context_window,
                    max_output_tokens=row.max_output_tokens, enabled=row.enabled,
                    is_local=row.is_local, notes=row.notes,
+                   rpm=row.rpm, tpm=row.tpm, max_concurrency=row.max_concurrency,
                    cache_read_cost_per_million_override=row.cache_read_cost_per_million,
                    cache_write_cost_per_million_override=row.cache_write_cost_per_million,
                    batch_discount_override=row.batch_discount)

@@ -1,5 +1,6 @@
 """Creating batches: the checks every new batch passes (models known, enabled, priced under a
-budget; no model already busy on a source) and its frozen config snapshot. Shared by plain
+budget; at a start, callable by the live workers and fitting their context windows; no model
+already busy on a source) and its frozen config snapshot. Shared by plain
 processing and by strategy steps."""
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any
 from domain.batching import BATCH_PROVIDERS, batch_provider, provider_of
 from domain.errors import Conflict, FieldIssue, InvalidInput
 from domain.ports import Settings, UnitOfWork
+from domain.preflight import ALIVE_SECONDS, context_problem, key_problem, prompt_tokens
 from domain.prompt import PROMPT_VERSION, prompt_hash
 
 MODES = ("interactive", "batch")
@@ -18,10 +20,13 @@ MODES = ("interactive", "batch")
 
 async def checked_models(uow: UnitOfWork, model_names: list[str], budget_usd: Decimal | None,
                          path: tuple[str, ...],
-                         positions: Mapping[str, int] | None = None) -> dict[str, Any]:
+                         positions: Mapping[str, int] | None = None, *,
+                         settings: Settings | None = None) -> dict[str, Any]:
     """Catalog rows of the named models; unknown, disabled, or unpriced under a budget refused.
-    A refusal names the model's index in the request (`positions`, when the request's list
-    had duplicates removed), else its index in `model_names`."""
+    With `settings` (a start), the pre-flight too (domain/preflight.py): a model whose key the
+    live workers lack, or whose context window cannot hold one call, is refused. A refusal
+    names the model's index in the request (`positions`, when the request's list had
+    duplicates removed), else its index in `model_names`; every model's refusals come at once."""
     issues: list[FieldIssue] = []
     at = {name: str(index) for index, name in reversed(list(enumerate(model_names)))}
     at.update({name: str(index) for name, index in (positions or {}).items()})
@@ -37,13 +42,21 @@ async def checked_models(uow: UnitOfWork, model_names: list[str], budget_usd: De
     if issues:
         raise InvalidInput(issues)
     daily = await uow.budget.daily_limit()
-    if daily is not None or budget_usd is not None:
-        for name in model_names:
-            if not uow.catalog.spec_of(catalog[name]).is_priced:
-                issues.append(FieldIssue(
-                    (*path, "models", at[name]),
-                    f"model {name!r} has no known price and a budget is in force; "
-                    "set its prices with updateModel first"))
+    budgeted = daily is not None or budget_usd is not None
+    workers = (await uow.workers.reach(ALIVE_SECONDS)) if settings is not None else []
+    prompt = prompt_tokens() if settings is not None else 0
+    for name in model_names:
+        row = catalog[name]
+        problems: list[str | None] = []
+        if budgeted and not uow.catalog.spec_of(row).is_priced:
+            problems.append(f"model {name!r} has no known price and a budget is in force; "
+                            "set its prices with updateModel first")
+        if settings is not None:
+            problems.append(key_problem(row, workers))
+            problems.append(context_problem(
+                row, min(row.max_output_tokens, settings.max_output_tokens), prompt))
+        issues.extend(FieldIssue((*path, "models", at[name]), problem)
+                      for problem in problems if problem)
     if issues:
         raise InvalidInput(issues)
     return catalog

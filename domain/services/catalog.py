@@ -20,6 +20,9 @@ CUSTOM_BASE_PREFIX = "openai/"
 MAX_PRICE = Decimal(10_000)
 DEFAULT_CONTEXT_WINDOW = 8192
 DEFAULT_MAX_OUTPUT = 4096
+# Upper bounds of the per-model limits: beyond them a value is a typo, not a provider tier.
+LIMIT_BOUNDS = (("rpm", "rpm", 1_000_000), ("tpm", "tpm", 1_000_000_000),
+                ("max_concurrency", "maxConcurrency", 10_000))
 
 
 def _price(value: Any, field: str, issues: list[FieldIssue]) -> Decimal | None:
@@ -52,6 +55,20 @@ def _discount(value: Any, issues: list[FieldIssue]) -> Decimal | None:
         issues.append(FieldIssue(("input", "batchDiscount"), "takes at most 4 decimals"))
         return None
     return discount
+
+
+def _limit(value: Any, field: str, top: int, issues: list[FieldIssue]) -> int | None:
+    """A per-model limit: a whole number from 1 to `top`; None (no limit) clears it."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        issues.append(FieldIssue(("input", field), "must be a whole number"))
+        return None
+    if not 1 <= value <= top:
+        issues.append(FieldIssue(("input", field), f"must be between 1 and {top:,} "
+                                 "(null for no limit)"))
+        return None
+    return value
 
 
 def model_values(raw: dict[str, Any], *, creating: bool,
@@ -98,6 +115,9 @@ def model_values(raw: dict[str, Any], *, creating: bool,
             if not 256 <= raw[key] <= top:
                 issues.append(FieldIssue(("input", field), f"must be between 256 and {top}"))
             values[key] = raw[key]
+    for key, field, top in LIMIT_BOUNDS:
+        if key in raw:
+            values[key] = _limit(raw[key], field, top, issues)
     if "enabled" in raw and raw["enabled"] is not None:
         values["enabled"] = raw["enabled"]
     if "notes" in raw:

@@ -4,6 +4,7 @@ and "Budgets")."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -14,8 +15,11 @@ from typing import Any
 from domain.errors import Conflict, FieldIssue, InvalidInput, NotFound
 from domain.ports import Ports
 from domain.services.batches import checked_mode, checked_models, create_batch, refuse_busy
+from domain.services.forecast import keep_forecasts
 from domain.services.strategies import advance_strategy, start_plans
 from domain.settings_keys import DAILY_BUDGET, FRAGMENT_COST_LIMIT
+
+log = logging.getLogger("mmos.processing")
 
 MAX_MODELS = 10
 MAX_SOURCES = 500
@@ -74,7 +78,10 @@ async def start_processing(ports: Ports, *, source_ids: list[int], model_names: 
     if issues:
         raise InvalidInput(issues)
     async with ports.uow() as uow:
-        catalog = await checked_models(uow, model_names, budget_usd, path, positions)
+        # Known, enabled, priced under a budget, callable by the live workers, fitting the
+        # context window: every refusal before anything is queued (domain/preflight.py).
+        catalog = await checked_models(uow, model_names, budget_usd, path, positions,
+                                       settings=ports.settings)
         chosen = checked_mode(mode, catalog, model_names, path, positions)
         sources = await uow.sources.get_many(source_ids)
         missing = [sid for sid in source_ids if sid not in sources]
@@ -94,7 +101,18 @@ async def start_processing(ports: Ports, *, source_ids: list[int], model_names: 
                                         budget_usd=budget_usd, path=path,
                                         at=ports.clock.now().isoformat(), mode=chosen)
         uow.dispatch(job for batch in created for job in batch.job_ids)
-    return StartedBatches(group_id, [batch.batch_id for batch in created])
+    # What estimateProcessing forecasts for each batch, kept for `comparison`: after the
+    # commit, so no row stays locked while the tokens of the sources are counted. Best
+    # effort: a forecast that cannot be kept never undoes a start.
+    batch_ids = [batch.batch_id for batch in created]
+    if ports.forecaster is None:
+        return StartedBatches(group_id, batch_ids)
+    try:
+        async with ports.uow() as uow:
+            await keep_forecasts(ports, uow, batch_ids, catalog, ordered, mode=chosen)
+    except Exception:
+        log.warning("no forecast kept for batches %s", batch_ids, exc_info=True)
+    return StartedBatches(group_id, batch_ids)
 
 
 async def batches(ports: Ports, batch_ids: Sequence[int]) -> list[Any]:

@@ -37,7 +37,7 @@ async def start_plans(uow: UnitOfWork, settings: Settings, *, group_id: str, str
               for name, row in catalog.items()}
     candidates = by_price(prices)
     policy = await uow.performance.policy(policy_defaults(settings))
-    reference = await _usable_reference(uow, policy.reference_model, budget_usd)
+    reference = await _usable_reference(uow, policy.reference_model, budget_usd, settings)
     thresholds = await uow.performance.thresholds()
     by_type: dict[str, list[int]] = defaultdict(list)
     for source in sources:
@@ -62,12 +62,15 @@ def _strategy(name: str) -> StrategyName:
 
 
 async def _usable_reference(uow: UnitOfWork, designated: str | None,
-                            budget_usd: Decimal | None) -> str | None:
-    """The designated reference model when it can run now; else None (the dearest candidate)."""
+                            budget_usd: Decimal | None, settings: Settings) -> str | None:
+    """The designated reference model when it can run now (the start's pre-flight included:
+    the live workers hold its key, its context window holds a call); else None (the dearest
+    candidate)."""
     if designated is None:
         return None
     try:
-        await checked_models(uow, [designated], budget_usd, ("referenceModel",))
+        await checked_models(uow, [designated], budget_usd, ("referenceModel",),
+                             settings=settings)
     except DomainError:
         log.warning("designated reference model %r cannot run; using the dearest candidate",
                     designated)

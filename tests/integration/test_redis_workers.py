@@ -491,6 +491,79 @@ async def test_critical_sources_start_before_older_low_ones_across_workers(
            claims_per_worker={k: len(v) for k, v in claims.items()})
 
 
+# -- 3b. no idle worker while jobs wait -----------------------------------------------------------
+
+SLOW_ANSWER_SECONDS = 30.0
+
+
+async def test_an_idle_worker_claims_jobs_whose_wake_ups_a_busy_worker_has_buffered(
+        control: Control, fleet: WorkerFleet, provider: FakeProvider,
+        redis_url: str) -> None:
+    import redis
+
+    gql = control.gql
+    # Given: a worker with one thread that prefetches four wake-ups (Dramatiq's buffering,
+    # forced here: by default a worker fetches no more than its threads), busy on a slow job
+    slow_marker = "Interview number 0."
+
+    def respond(request: RecordedRequest) -> Scripted:
+        slow = any(slow_marker in str(m.get("content") or "") for m in request.messages)
+        latency = SLOW_ANSWER_SECONDS if slow else 0.2
+        return Scripted(content=answer_json(grounded_fragments(request)), latency=latency)
+
+    provider.set_default(respond)
+    await register_fake_model(gql, provider)
+    sources = await create_sources(gql, [short_text(i) for i in range(4)], "MEDIUM", "IDLE")
+    busy = fleet.spawn("busy", MMOS_WORKER_THREADS="1", dramatiq_queue_prefetch="4")
+    busy.wait_ready()
+    batch_id = await process(control, sources)
+    jobs = [r.id for r in await control.rows("SELECT id FROM processing_queue ORDER BY id")]
+    queue = redis.Redis.from_url(redis_url)
+
+    async def all_buffered_by_busy() -> bool:
+        # Every wake-up left the Redis list (fetched by the busy worker), one job claimed.
+        return queue.llen("mmos:mmos-jobs") == 0 and len(busy.claimed_job_ids()) == 1
+
+    try:
+        await wait_for(all_buffered_by_busy, timeout=30)
+    finally:
+        queue.close()
+    assert busy.claimed_job_ids() == [jobs[0]]
+    assert await job_counts(control) == {"claimed": 1, "waiting": 3}
+
+    # When: a second worker starts; no message is left for it
+    idle = fleet.spawn("idle")
+    ready_after = idle.wait_ready()
+    ready_at = time.monotonic()
+
+    async def others_done() -> bool:
+        rows = await control.rows("SELECT status FROM processing_queue WHERE id <> :slow",
+                                  slow=jobs[0])
+        return [r.status for r in rows] == ["done"] * 3
+
+    await wait_for(others_done, timeout=SLOW_ANSWER_SECONDS - 5)
+    others_after = time.monotonic() - ready_at
+
+    # Then: the idle worker claimed the three waiting jobs by polling, while the busy one was
+    # still on its first; the busy one's buffered wake-ups later found nothing; each job once
+    assert idle.claimed_job_ids() == jobs[1:], fleet.logs()
+    polled = [r for r in idle.log_records() if "(idle poll)" in str(r.get("event", ""))]
+    assert len(polled) == 3, fleet.logs()
+
+    async def all_done() -> bool:
+        return (await run_counts(control)).get("completed", 0) == len(sources)
+
+    await wait_for(all_done, timeout=SLOW_ANSWER_SECONDS + 30)
+    assert busy.claimed_job_ids() == [jobs[0]], fleet.logs()
+    assert await control.value("SELECT max(attempts) FROM processing_queue") == 1
+    assert await control.value(
+        "SELECT count(DISTINCT source_id) FROM fragments WHERE batch_id = :b", b=batch_id) == 4
+    await assert_no_duplicate_fragments(control)
+    assert_clean_logs(fleet)
+    report("idle worker", idle_ready_s=round(ready_after, 1),
+           three_jobs_done_after_ready_s=round(others_after, 2), claims=fleet.claims())
+
+
 # -- 4. a graceful stop ---------------------------------------------------------------------------
 
 

@@ -14,6 +14,7 @@ import contextlib
 import dataclasses
 import itertools
 import json
+import math
 import re
 import socket
 import threading
@@ -162,6 +163,114 @@ def _string_messages(messages: list[dict[str, Any]]) -> list[dict[str, str]]:
 
 
 # ---------------------------------------------------------------------------------------------
+# Rate limits, enforced the way providers do (off until `FakeProvider.limit`).
+
+
+@dataclass
+class _Bucket:
+    """A provider's limit: a bucket of `burst_seconds` of the per-minute rate (OpenAI's is a
+    full minute), refilled continuously; `x-ratelimit-reset-*` is the time until full."""
+
+    per_minute: int
+    burst_seconds: float
+    level: float = -1.0
+    at: float = 0.0
+
+    @property
+    def capacity(self) -> float:
+        return self.per_minute * self.burst_seconds / 60.0
+
+    def fill(self, now: float) -> float:
+        if self.level < 0:
+            self.level, self.at = self.capacity, now
+        self.level = min(self.capacity, self.level + (now - self.at) * self.per_minute / 60.0)
+        self.at = now
+        return self.level
+
+    def wait_for(self, need: float) -> float:
+        return max(0.0, (min(need, self.capacity) - self.level) * 60.0 / self.per_minute)
+
+    def reset_s(self) -> float:
+        return (self.capacity - self.level) * 60.0 / self.per_minute
+
+
+@dataclass
+class LimitStats:
+    """What the limits did: calls admitted (with their tokens) and refused with a 429."""
+
+    admitted: int = 0
+    admitted_tokens: int = 0
+    refused: int = 0
+    log: list[tuple[float, int]] = field(default_factory=list)  # (monotonic, tokens)
+
+
+class ProviderLimits:
+    """Per-model RPM and TPM (input plus output tokens) of the fake. A request is admitted
+    when one request and its whole usage (prompt + completion, known to the fake before it
+    answers) fit what remains; otherwise a 429 with `Retry-After` (and `retry-after-ms`)
+    saying when they would fit. Every answer of a limited model carries
+    `x-ratelimit-limit-*`, `x-ratelimit-remaining-*` and `x-ratelimit-reset-*` (requests
+    and tokens)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._buckets: dict[str, dict[str, _Bucket]] = {}
+        self.stats: dict[str, LimitStats] = {}
+
+    def set(self, model: str, *, rpm: int | None, tpm: int | None,
+            burst_seconds: float = 60.0) -> None:
+        with self._lock:
+            buckets = {}
+            if rpm:
+                buckets["requests"] = _Bucket(rpm, burst_seconds)
+            if tpm:
+                buckets["tokens"] = _Bucket(tpm, burst_seconds)
+            self._buckets[_served_name(model)] = buckets
+            self.stats[_served_name(model)] = LimitStats()
+
+    def reset(self) -> None:
+        with self._lock:
+            self._buckets.clear()
+            self.stats.clear()
+
+    def check(self, model: str, tokens: int) -> tuple[bool, dict[str, str]]:
+        """(admitted, headers) for a request of `tokens`; an admitted one is counted."""
+        with self._lock:
+            buckets = self._buckets.get(model)
+            if not buckets:
+                return True, {}
+            now = time.monotonic()
+            needs = {"requests": 1, "tokens": tokens}
+            for bucket in buckets.values():
+                bucket.fill(now)
+            wait = max((b.wait_for(needs[k]) for k, b in buckets.items()), default=0.0)
+            stats = self.stats[model]
+            if wait <= 0:
+                for kind, bucket in buckets.items():
+                    bucket.level -= min(needs[kind], bucket.capacity)
+                stats.admitted += 1
+                stats.admitted_tokens += tokens
+                stats.log.append((now, tokens))
+            else:
+                stats.refused += 1
+            headers: dict[str, str] = {}
+            for kind, bucket in buckets.items():
+                headers[f"x-ratelimit-limit-{kind}"] = str(bucket.per_minute)
+                headers[f"x-ratelimit-remaining-{kind}"] = str(max(0, math.floor(bucket.level)))
+                headers[f"x-ratelimit-reset-{kind}"] = f"{bucket.reset_s():.3f}s"
+            if wait > 0:
+                headers["retry-after"] = str(max(1, math.ceil(wait)))
+                headers["retry-after-ms"] = str(math.ceil(wait * 1000))
+            return wait <= 0, headers
+
+    def summary(self) -> dict[str, Any]:
+        with self._lock:
+            return {model: {"admitted": st.admitted, "admitted_tokens": st.admitted_tokens,
+                            "refused": st.refused, "log": list(st.log)}
+                    for model, st in self.stats.items()}
+
+
+# ---------------------------------------------------------------------------------------------
 # The server.
 
 
@@ -186,10 +295,12 @@ class FakeProvider:
         self._ids = itertools.count(1)
         self.prompt_cache = PromptCache()  # cached-token usage on repeated prefixes
         self.batches = FakeBatches(self)  # /v1/files and /v1/batches (tests/support/fake_batches)
+        self.limits = ProviderLimits()  # RPM / TPM per model, off until `limit()`
         self.app = Starlette(
             routes=[
                 Route("/v1/chat/completions", self._chat, methods=["POST"]),
                 Route("/v1/models", self._models, methods=["GET"]),
+                Route("/v1/limits", self._limit_stats, methods=["GET"]),
                 Route("/v1/messages", self._anthropic_messages, methods=["POST"]),
                 *self.batches.routes(),
             ]
@@ -252,6 +363,12 @@ class FakeProvider:
         with self._lock:
             self._scripts.setdefault(_served_name(model), deque()).extend(responses)
 
+    def limit(self, model: str, *, rpm: int | None = None, tpm: int | None = None,
+              burst_seconds: float = 60.0) -> None:
+        """Enforce `rpm` requests and `tpm` tokens (input + output) per minute on `model`,
+        as providers do (see `ProviderLimits`); both None switches the limits off."""
+        self.limits.set(model, rpm=rpm, tpm=tpm, burst_seconds=burst_seconds)
+
     def set_default(self, responder: Responder) -> None:
         """Answer with `responder` whenever no scripted answer is queued."""
         self._default = responder
@@ -264,6 +381,7 @@ class FakeProvider:
         self._default = echo_responder
         self.prompt_cache.reset()
         self.batches.reset()
+        self.limits.reset()
 
     @property
     def requests(self) -> list[RecordedRequest]:
@@ -303,9 +421,21 @@ class FakeProvider:
         request = replace(_recorded(body), headers={
             key.lower(): value for key, value in http_request.headers.items()})
         answer = self._next_answer(request)
+        limit_headers: dict[str, str] = {}
+        if answer.fault in (None, "empty"):
+            admitted, limit_headers = self.limits.check(request.model,
+                                                        _total_tokens(request, answer))
+            if not admitted:
+                return _error(429, "Rate limit reached for tokens or requests per minute",
+                              "requests", headers=limit_headers)
         if answer.latency:
             await asyncio.sleep(answer.latency)
-        return await self._respond(request, answer)
+        response = await self._respond(request, answer)
+        response.headers.update(limit_headers)
+        return response
+
+    async def _limit_stats(self, _: Request) -> Response:
+        return JSONResponse(self.limits.summary())
 
     async def _respond(self, request: RecordedRequest, answer: Scripted) -> Response:
         if answer.fault == "429":
@@ -482,6 +612,17 @@ class PromptCache:
         return 0, tokens
 
 
+def _total_tokens(request: RecordedRequest, answer: Scripted) -> int:
+    """Prompt plus completion tokens the answer will report (as `_completion` counts them)."""
+    prompt = answer.prompt_tokens
+    if prompt is None:
+        prompt = sum(len(str(m.get("content") or "")) for m in request.messages) // 4 + 1
+    completion = answer.completion_tokens
+    if completion is None:
+        completion = (0 if answer.fault == "empty" else len(answer.content)) // 4 + 1
+    return prompt + completion
+
+
 def _served_name(model: str) -> str:
     # LiteLLM strips the `openai/` routing prefix before sending the model name.
     return model.removeprefix("openai/")
@@ -539,12 +680,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="Loopback OpenAI-compatible fake provider")
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--latency", type=float, default=0.0, help="seconds per answer")
+    parser.add_argument("--model", action="append", default=None,
+                        help="a model --rpm/--tpm limit (repeatable; default fake-model)")
+    parser.add_argument("--rpm", type=int, default=None, help="requests per minute")
+    parser.add_argument("--tpm", type=int, default=None, help="tokens per minute")
+    parser.add_argument("--burst-seconds", type=float, default=60.0,
+                        help="seconds of the rate a limit's bucket holds")
     args = parser.parse_args()
 
     def responder(request: RecordedRequest) -> Scripted:
         return dataclasses.replace(echo_responder(request), latency=args.latency)
 
-    provider = FakeProvider(responder, port=args.port).start()
+    provider = FakeProvider(responder, port=args.port)
+    if args.rpm or args.tpm:
+        for model in args.model or [DEFAULT_MODEL]:
+            provider.limit(model, rpm=args.rpm, tpm=args.tpm, burst_seconds=args.burst_seconds)
+    provider.start()
     print(f"fake provider on {provider.url} (Ctrl-C to stop)", flush=True)
     try:
         while True:

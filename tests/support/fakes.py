@@ -43,11 +43,14 @@ from typing import Any, TypeVar, cast
 from domain.api_bases import DEVELOPMENT_ALLOW_LIST
 from domain.errors import Conflict, FieldIssue, InvalidInput, NotFound
 from domain.evaluation import PolicyDefaults, QualityPolicy, price_key
+from domain.forecast import History, Pricing
+from domain.forecast import Usage as ForecastUsage
 from domain.llm import ModelSpec
 from domain.model import ExtractionPriority, RelationshipType
 from domain.optimizer import Candidate
 from domain.performance import PerformanceRecord
 from domain.ports import Ports, UnitOfWorkFactory
+from domain.preflight import WorkerReach
 from domain.quality import QualityWeights
 from domain.relationships import SYMMETRIC_TYPES
 from domain.settings_keys import (
@@ -114,6 +117,9 @@ class ModelRow:
     enabled: bool = True
     is_local: bool = False
     notes: str | None = None
+    rpm: int | None = None
+    tpm: int | None = None
+    max_concurrency: int | None = None
 
     def __post_init__(self) -> None:
         self.litellm_model = self.litellm_model or self.name
@@ -131,6 +137,7 @@ class BatchRow:
     decisions: list[Any] = field(default_factory=list)
     error_message: str | None = None
     mode: str = "interactive"
+    forecast: dict[str, Any] | None = None
 
 
 @dataclass
@@ -324,6 +331,11 @@ class FakeState:
     reference: dict[tuple[int, str], ReferenceRow] = field(default_factory=dict)
     # calibration: (source type, pair) of runs scored before and after a human reference
     calibration_pairs: list[tuple[str, Any]] = field(default_factory=list)
+    # worker heartbeats: what each worker reported it can call, and seconds since seen
+    worker_reach: dict[str, tuple[WorkerReach, float]] = field(default_factory=dict)
+    # forecasts: completed runs' usage per (model, source type), live workers
+    forecast_usage: dict[tuple[str, str], ForecastUsage] = field(default_factory=dict)
+    live_workers: int = 0
 
     def restore(self, snapshot: FakeState) -> None:
         for f in fields(self):
@@ -555,7 +567,8 @@ class FakeCatalogRepository(_Repository):
                              row, "cache_read_cost_per_million", None),
                          cache_write_cost_per_million=getattr(
                              row, "cache_write_cost_per_million", None),
-                         batch_discount=getattr(row, "batch_discount", None))
+                         batch_discount=getattr(row, "batch_discount", None),
+                         rpm=row.rpm, tpm=row.tpm, max_concurrency=row.max_concurrency)
 
 
 class FakeProcessingRepository(_Repository):
@@ -1073,6 +1086,8 @@ class FakeUnitOfWork:
         self.keys = FakeKeyRepository(self)
         self.reference = FakeReferenceRepository(self)
         self.calibration = FakeCalibrationRepository(self)
+        self.workers = FakeWorkerRepository(self)
+        self.forecasts = FakeForecastRepository(self)
 
     @property
     def dispatched_after_commit(self) -> list[int]:
@@ -1211,6 +1226,18 @@ class FakeUnitOfWorkFactory:
         self.state.models[name] = row
         return row
 
+    def add_worker(self, worker_id: str = "w1", *, providers: Iterable[str] = (),
+                   missing: Mapping[str, Sequence[str]] | None = None,
+                   key_envs: Iterable[str] = (), seconds_since_seen: float = 1.0
+                   ) -> WorkerReach:
+        """A worker heartbeat: the providers it holds keys for, those whose keys it lacks
+        (with the variables LiteLLM wants), the model key variables set."""
+        reach = WorkerReach(worker_id, frozenset(providers),
+                            {p: tuple(k) for p, k in (missing or {}).items()},
+                            frozenset(key_envs))
+        self.state.worker_reach[worker_id] = (reach, seconds_since_seen)
+        return reach
+
     def add_batch(self, model_name: str = "m", *, group_id: str = "group", **values: Any
                   ) -> BatchRow:
         row = BatchRow(self.next_id("batches"), group_id, model_name, **values)
@@ -1328,6 +1355,8 @@ class FakeSettings:
     quality_min_verified_fragments: int = 5
     quality_reference_model: str | None = None
     strategy_sample_sources: int = 2
+    worker_threads: int = 4
+    llm_concurrency: int = 8
     run_failed_chunk_share: float = 0.5
     answer_retention_days: int = 90
     max_reference_import_bytes: int = 5 * 1024 * 1024
@@ -1344,7 +1373,8 @@ def make_ports(**overrides: Any) -> Ports:
     """Ports over fakes. Overrides: `uow`, `settings`, `clock`, `prices`, or any setting by
     name (`max_import_items=2`); the factory takes its budget defaults from the settings, as
     the composition root does."""
-    unknown = set(overrides) - _SETTING_NAMES - {"uow", "settings", "clock", "prices"}
+    unknown = set(overrides) - _SETTING_NAMES - {"uow", "settings", "clock", "prices",
+                                                 "forecaster"}
     if unknown:
         raise TypeError(f"make_ports got unknown overrides {sorted(unknown)}")
     settings = overrides.get("settings") or FakeSettings(
@@ -1357,7 +1387,8 @@ def make_ports(**overrides: Any) -> Ports:
     # use cases call (cancel_batch, reopen_run, lock_runs_of_batch, plan_samples); the fakes
     # follow the use cases and db/.
     return Ports(uow=cast(UnitOfWorkFactory, uow), settings=settings, clock=clock,
-                 prices=overrides.get("prices") or FakePrices())
+                 prices=overrides.get("prices") or FakePrices(),
+                 forecaster=overrides.get("forecaster"))
 
 
 def fakes_of(ports: Ports) -> FakeUnitOfWorkFactory:
@@ -1394,6 +1425,18 @@ def performance_record(source_id: int, model: str, quality: float, *, run_id: in
         finished_at=finished_at or NOW)
 
 
+class FakeWorkerRepository(_Repository):
+    """Heartbeats from `state.worker_reach` (see `FakeUnitOfWorkFactory.add_worker`)."""
+
+    name = "workers"
+
+    async def reach(self, within_seconds: float) -> list[WorkerReach]:
+        self._call("reach", within_seconds)
+        return [reach for reach, seconds in sorted(self._state.worker_reach.values(),
+                                                    key=lambda item: item[0].worker_id)
+                if seconds <= within_seconds]
+
+
 class FakeCalibrationRepository(_Repository):
     """`calibration.pairs` over `state.calibration_pairs` (seed them with
     `factory.state.calibration_pairs.append((source_type, CalibrationPair(...)))`); like
@@ -1405,6 +1448,56 @@ class FakeCalibrationRepository(_Repository):
         self._call("pairs", source_type)
         return [pair for kind, pair in self._state.calibration_pairs
                 if source_type is None or kind == source_type]
+
+
+# --- forecasts (domain/services/forecast.py) ---------------------------------------------
+
+
+class FakeForecastRepository(_Repository):
+    """History from `state.forecast_usage`, live workers from `state.live_workers`; stored
+    forecasts land on the batch rows (`BatchRow.forecast`)."""
+
+    name = "forecasts"
+
+    async def history(self, model_names: Sequence[str] | None = None) -> History:
+        self._call("history", model_names)
+        return History(dict(self._state.forecast_usage))
+
+    async def live_workers(self, within_seconds: int = 30) -> int:
+        self._call("live_workers", within_seconds)
+        return self._state.live_workers
+
+    async def batch_sources(self, batch_ids: Sequence[int]) -> dict[int, list[int]]:
+        self._call("batch_sources", batch_ids)
+        found: dict[int, list[int]] = {bid: [] for bid in batch_ids}
+        for run in sorted(self._state.runs.values(), key=lambda r: r.id or 0):
+            if run.batch_id in found:
+                found[run.batch_id].append(run.source_id)
+        return found
+
+    async def store(self, batch_id: int, forecast: dict[str, Any]) -> None:
+        self._call("store", batch_id)
+        self._state.batches[batch_id].forecast = forecast
+
+
+@dataclass
+class FakeForecaster:
+    """`domain.ports.Forecaster` without a tokenizer: one call per `chunk_chars` characters
+    of content, each of `overhead + chars // 4` tokens; rates per model name."""
+
+    rates: dict[str, Pricing] = field(default_factory=dict)
+    chunk_chars: int = 4000
+    overhead: int = 300
+
+    def prompt_tokens(self, model: ModelSpec, max_tokens: int, *, content: str,
+                      language: str, source_type: str) -> list[int]:
+        pieces = [content[i:i + self.chunk_chars]
+                  for i in range(0, max(len(content), 1), self.chunk_chars)]
+        return [self.overhead + len(piece) // 4 for piece in pieces]
+
+    def pricing(self, model: ModelSpec, *, batch: bool) -> Pricing:
+        found = self.rates.get(model.name, Pricing(None))
+        return found if batch else Pricing(found.rates, None, found.cached_prefix_tokens)
 
 
 # --- reference fragments (domain/services/reference.py) -------------------------------------

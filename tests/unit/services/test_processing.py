@@ -22,7 +22,8 @@ def catalog(fake: FakeUnitOfWorkFactory) -> None:
     """cheap < mid < dear by price; `off` disabled, `free` unpriced."""
     fake.add_model("cheap", price=("0.1", "0.2"))
     fake.add_model("mid", price=("1", "2"))
-    fake.add_model("dear", price=("10", "20"), max_output_tokens=100_000)
+    fake.add_model("dear", price=("10", "20"), max_output_tokens=100_000,
+                   context_window=200_000)
     fake.add_model("off", enabled=False)
     fake.add_model("free", price=None)
 
