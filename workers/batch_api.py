@@ -7,6 +7,7 @@ the domain's transient and deterministic errors like chat calls do.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,9 +20,11 @@ from domain.batching import (
     custom_id,
     served_name,
 )
-from domain.llm import DeterministicModelError, ModelRequest, ModelSpec
+from domain.llm import DeterministicModelError, ModelRequest, ModelSpec, TransientModelError
 from workers.gateway import LOCAL_API_KEY, LiteLLMClient, map_error, own_key_of
 from workers.litellm_loader import load_litellm
+
+log = logging.getLogger("mmos.batch")
 
 ENDPOINT = "/v1/chat/completions"
 METADATA_KEY = "mmos_submission"
@@ -80,8 +83,14 @@ class BatchClient:
         try:
             listed = await litellm.alist_batches(limit=100, **credentials)
         except Exception as exc:
-            raise map_error(exc, spec.name, secrets=(str(credentials.get("api_key") or ""),)) \
-                from None
+            error = map_error(exc, spec.name, secrets=(str(credentials.get("api_key") or ""),))
+            if isinstance(error, TransientModelError):
+                raise error from None
+            # A provider that cannot list its batches: nothing to adopt, send it (a crash
+            # between sending and recording could then submit twice; the log says so).
+            log.warning("%s: the provider cannot list batches (%s); submitting without "
+                        "looking for an earlier submission", spec.name, error.message)
+            return None
         for batch in getattr(listed, "data", None) or []:
             metadata = getattr(batch, "metadata", None) or {}
             if metadata.get(METADATA_KEY) == key:

@@ -353,6 +353,16 @@ class LiteLLMClient:
             client = self._clients.pop(slot)
             with contextlib.suppress(Exception):
                 await client.close()
+        # LiteLLM's global logging worker runs a task on the loop of its last call: stop it
+        # with the loop that is closing, so no pending task of a dead loop is left behind.
+        import sys
+
+        module = sys.modules.get("litellm.litellm_core_utils.logging_worker")
+        worker = getattr(module, "GLOBAL_LOGGING_WORKER", None)
+        if worker is not None and getattr(worker, "_bound_loop", None) is \
+                asyncio.get_running_loop():
+            with contextlib.suppress(Exception):
+                await worker.stop()
 
     def _custom_client(self, base: str, key: str, timeout_s: float) -> Any:
         """An OpenAI SDK client for a custom base: no SDK retries, no redirects followed (the

@@ -309,3 +309,15 @@ async def test_the_worst_case_is_reserved_at_submission_or_the_run_waits_for_bud
     # Each chunk's worst case (its prompt and every output token, at the batch price) held
     # until its result was settled for less.
     assert all(r.reserved_usd >= r.actual_usd > 0 for r in rows)
+
+
+async def test_a_provider_that_cannot_list_its_batches_is_still_submitted_to(
+        engine_gql: GraphQLClient, processing: Any, provider: FakeProvider,
+        fast_polls: None) -> None:
+    gql = engine_gql
+    await models(gql, provider)
+    source = await create_source(gql, "NOLIST", interview("NOLIST", 20))
+    provider.batches.no_listing = True
+    batch = await finished(gql, await start(gql, source, BATCH_MODEL, "BATCH"))
+    [run] = batch["runs"]
+    assert run["status"] == "COMPLETED" and len(provider.batches.created) == 1

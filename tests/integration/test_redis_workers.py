@@ -207,6 +207,17 @@ async def process(control: Control, source_ids: list[str]) -> int:
     return batch_id
 
 
+async def wait_completed(control: Control, fleet: WorkerFleet, run_id: int) -> None:
+    """Until the run completed; any status but processing, pending or completed fails."""
+    async def completed() -> bool:
+        status = await control.value("SELECT status FROM source_processing WHERE id = :r",
+                                     r=run_id)
+        assert status in ("processing", "pending", "completed"), fleet.logs()
+        return status == "completed"
+
+    await wait_for(completed, timeout=90)
+
+
 async def job_counts(control: Control) -> dict[str, int]:
     rows = await control.rows("SELECT status, count(*) AS n FROM processing_queue GROUP BY 1")
     return {row.status: row.n for row in rows}
@@ -384,13 +395,7 @@ async def test_a_killed_worker_run_is_reclaimed_after_its_lease_without_paying_t
     rescuer = fleet.spawn("rescuer", **one_at_a_time)
     rescuer.wait_ready()
 
-    async def completed() -> bool:
-        status = await control.value("SELECT status FROM source_processing WHERE id = :r",
-                                     r=run_id)
-        assert status in ("processing", "pending", "completed"), fleet.logs()
-        return status == "completed"
-
-    await wait_for(completed, timeout=90)
+    await wait_completed(control, fleet, run_id)
     recovered_after = time.monotonic() - killed_at
 
     # Then: the job was claimed again only after the lease ran out, by the new worker
@@ -646,14 +651,7 @@ async def test_a_worker_killed_while_polling_a_provider_batch_is_resumed_without
     doomed.kill()
     rescuer = fleet.spawn("rescuer", **polling)
     rescuer.wait_ready()
-
-    async def completed() -> bool:
-        status = await control.value("SELECT status FROM source_processing WHERE id = :r",
-                                     r=run_id)
-        assert status in ("processing", "pending", "completed"), fleet.logs()
-        return status == "completed"
-
-    await wait_for(completed, timeout=90)
+    await wait_completed(control, fleet, run_id)
     # Then: the same provider batch was collected; nothing was submitted twice
     assert len(provider.batches.created) == 1
     [submission] = await control.rows("SELECT status, provider_batch_id FROM provider_batches")

@@ -95,6 +95,7 @@ class FakeBatches:
         self.behaviour = BatchBehaviour()
         self._queued: deque[BatchBehaviour] = deque()
         self.unavailable = False  # every batch request answers 503 (the provider is down)
+        self.no_listing = False  # GET /v1/batches answers 404 (a provider that cannot list)
 
     def routes(self) -> list[Route]:
         return [
@@ -140,6 +141,7 @@ class FakeBatches:
             self._queued.clear()
         self.behaviour = BatchBehaviour()
         self.unavailable = False
+        self.no_listing = False
 
     # -- files --------------------------------------------------------------------------------
 
@@ -200,6 +202,8 @@ class FakeBatches:
     async def _list_batches(self, request: Request) -> Response:
         if self.unavailable:
             return _error(503, "the batch service is unavailable")
+        if self.no_listing:
+            return _error(404, "listing batches is not supported")
         with self._lock:
             batches = sorted(self._batches.values(), key=lambda b: -b.created_at)
         data = [b.as_json() for b in batches]

@@ -411,16 +411,27 @@ class FakeProvider:
         data = [{"id": n, "object": "model", "created": 0, "owned_by": "fake"} for n in names]
         return JSONResponse({"object": "list", "data": data})
 
-    async def _chat(self, http_request: Request) -> Response:
+    async def _received(self, http_request: Request,
+                        recorded: Callable[[dict[str, Any]], RecordedRequest]
+                        ) -> tuple[RecordedRequest, Scripted] | Response:
+        """The request as recorded and its scripted answer, or the 400 a malformed body
+        gets (the caller waits out the answer's latency)."""
         try:
             body = json.loads(await http_request.body())
         except ValueError:
             return _error(400, "request body is not JSON", "invalid_request_error")
         if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
             return _error(400, "'messages' is required", "invalid_request_error")
-        request = replace(_recorded(body), headers={
+        request = replace(recorded(body), headers={
             key.lower(): value for key, value in http_request.headers.items()})
         answer = self._next_answer(request)
+        return request, answer
+
+    async def _chat(self, http_request: Request) -> Response:
+        received = await self._received(http_request, _recorded)
+        if isinstance(received, Response):
+            return received
+        request, answer = received
         limit_headers: dict[str, str] = {}
         if answer.fault in (None, "empty"):
             admitted, limit_headers = self.limits.check(request.model,
@@ -496,15 +507,10 @@ class FakeProvider:
         `api_base` = the fake's root calls `{api_base}/v1/messages`): the same scripts, faults
         and content builders; usage with cache creation on the first request whose system
         prefix carries `cache_control`, cache reads on its repeats."""
-        try:
-            body = json.loads(await http_request.body())
-        except ValueError:
-            return _error(400, "request body is not JSON", "invalid_request_error")
-        if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
-            return _error(400, "'messages' is required", "invalid_request_error")
-        request = replace(_recorded_anthropic(body), headers={
-            key.lower(): value for key, value in http_request.headers.items()})
-        answer = self._next_answer(request)
+        received = await self._received(http_request, _recorded_anthropic)
+        if isinstance(received, Response):
+            return received
+        request, answer = received
         if answer.latency:
             await asyncio.sleep(answer.latency)
         if answer.fault is not None and answer.fault != "empty":
