@@ -108,6 +108,7 @@ async def test_toggling_two_models_shows_exactly_their_spans(
     assert await highlighted_ids(page) == expected["rules-thorough"]
     await fast.check()
     both = page.locator('mark.seg.overlap[data-models="rules-fast rules-thorough"]')
+    await both.first.wait_for(state="attached", timeout=10_000)
     assert await both.count() > 0
 
 

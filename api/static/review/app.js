@@ -296,7 +296,8 @@ function SourceText({ text, spans, colour, tint, selected, onSelect }) {
   return html`<div class="source-text" tabindex="0" role="region" aria-label="Source text with highlights" onClick=${onClick}>${segments.map((segment) => {
     const piece = text.slice(segment.start, segment.end);
     if (!segment.spans.length) return piece;
-    const models = [...new Set(segment.spans.map((s) => s.model))];
+    // In name order, whatever order the models were toggled in: the stacking never shuffles.
+    const models = [...new Set(segment.spans.map((s) => s.model))].sort();
     const ids = segment.spans.map((s) => s.id);
     const first = ids.find((fid) => !firsts.has(fid));
     ids.forEach((fid) => firsts.add(fid));
