@@ -31,7 +31,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from domain.pricing import CallUsage, Rates, money, price, worst_case
+from domain.pricing import CallCost, CallUsage, Rates, money, price, worst_case
 
 PRIOR_OUTPUT_RATIO = 0.35
 PRIOR_LATENCY_MS = 2000.0
@@ -157,6 +157,11 @@ class ModelForecast:
     parallel_calls: int
     cached_prefix_tokens: int
     bound_by: str  # "latency", "rpm" or "tpm": what sets the expected time
+    # The expected cost's levers, as runs show them: the same calls interactive and
+    # uncached, and what caching and batch mode take off (cost = list - cache - batch).
+    expected_list_cost_usd: Decimal | None = None
+    expected_cache_saved_usd: Decimal | None = None
+    expected_batch_saved_usd: Decimal | None = None
 
     def to_record(self) -> dict[str, object]:
         """The JSON a batch keeps (processing_batches.forecast)."""
@@ -168,6 +173,9 @@ class ModelForecast:
             "worstOutputTokens": self.worst_output_tokens,
             "expectedCostUsd": text(self.expected_cost_usd),
             "worstCostUsd": text(self.worst_cost_usd),
+            "expectedListCostUsd": text(self.expected_list_cost_usd),
+            "expectedCacheSavedUsd": text(self.expected_cache_saved_usd),
+            "expectedBatchSavedUsd": text(self.expected_batch_saved_usd),
             "expectedSeconds": round(self.expected_seconds, 3),
             "outputRatio": self.output_ratio, "outputRatioBasis": self.output_ratio_basis,
             "latencyMsPerCall": self.latency_ms_per_call,
@@ -179,11 +187,11 @@ class ModelForecast:
         }
 
 
-def _call_cost(pricing: Pricing, prompt: int, output: int, cached: int) -> Decimal | None:
+def _call_cost(pricing: Pricing, prompt: int, output: int, cached: int) -> CallCost | None:
     if pricing.rates is None:
         return None
     usage = CallUsage(prompt, output, cached_tokens=min(cached, prompt))
-    return price(usage, pricing.rates, batch_rates=pricing.batch_rates).cost_usd
+    return price(usage, pricing.rates, batch_rates=pricing.batch_rates)
 
 
 def _worst_cost(pricing: Pricing, prompt: int, max_tokens: int) -> Decimal | None:
@@ -213,18 +221,23 @@ def forecast_model(model: str, calls: Sequence[SourceCalls], *, max_tokens: int,
     latency, latency_basis = latency_per_call(history, model)
     ratios: list[tuple[float, str]] = []
     per_source: list[SourceForecast] = []
+    all_levers: list[CallCost | None] = []
     first = True
     for source in calls:
         ratio, basis = output_ratio(history, model, source.source_type)
         ratios.append((ratio, basis))
         expected_out, costs, worst = 0, [], []
+        levers: list[CallCost | None] = []
         for prompt in source.prompt_tokens:
             out = min(max_tokens, round(ratio * prompt))
             expected_out += out
             cached = 0 if first else pricing.cached_prefix_tokens
             first = False
-            costs.append(_call_cost(pricing, prompt, out, cached))
+            call = _call_cost(pricing, prompt, out, cached)
+            costs.append(None if call is None else call.cost_usd)
+            levers.append(call)
             worst.append(_worst_cost(pricing, prompt, max_tokens))
+        all_levers.extend(levers)
         n = len(source.prompt_tokens)
         inner = max(1, min(n, capacity.chunks_per_job, capacity.max_concurrency or n))
         per_source.append(SourceForecast(
@@ -254,7 +267,18 @@ def forecast_model(model: str, calls: Sequence[SourceCalls], *, max_tokens: int,
         expected_seconds=bounds[bound_by], output_ratio=round(weighted, 6),
         output_ratio_basis=", ".join(bases), latency_ms_per_call=round(latency, 3),
         latency_basis=latency_basis, parallel_calls=parallel,
-        cached_prefix_tokens=pricing.cached_prefix_tokens, bound_by=bound_by)
+        cached_prefix_tokens=pricing.cached_prefix_tokens, bound_by=bound_by,
+        **_lever_sums(all_levers))
+
+
+def _lever_sums(calls: Sequence[CallCost | None]) -> dict[str, Decimal | None]:
+    if any(c is None for c in calls):
+        return {"expected_list_cost_usd": None, "expected_cache_saved_usd": None,
+                "expected_batch_saved_usd": None}
+    priced = [c for c in calls if c is not None]
+    return {"expected_list_cost_usd": sum((c.list_cost_usd for c in priced), Decimal(0)),
+            "expected_cache_saved_usd": sum((c.cache_saved_usd for c in priced), Decimal(0)),
+            "expected_batch_saved_usd": sum((c.batch_saved_usd for c in priced), Decimal(0))}
 
 
 @dataclass(frozen=True, slots=True)

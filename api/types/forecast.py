@@ -47,6 +47,13 @@ class ModelEstimateType:
     worst_cost_usd: Decimal | None = strawberry.field(
         description="Every prompt token at its dearest rate and max_tokens on every call: "
                     "what the budget reserves.")
+    expected_list_cost_usd: Decimal | None = strawberry.field(
+        description="The same calls interactive and uncached (the levers' baseline): "
+                    "expectedCostUsd = this - expectedCacheSavedUsd - expectedBatchSavedUsd.")
+    expected_cache_saved_usd: Decimal | None = strawberry.field(
+        description="What prompt caching is expected to take off.")
+    expected_batch_saved_usd: Decimal | None = strawberry.field(
+        description="What BATCH mode is expected to take off (0 when INTERACTIVE).")
     expected_seconds: float = strawberry.field(
         description="Wall time under the model's rate limits and the live workers.")
     bound_by: str = strawberry.field(description="What sets the time: latency, rpm or tpm.")
@@ -69,6 +76,9 @@ class ModelEstimateType:
                    worst_output_tokens=f.worst_output_tokens, output_ratio=f.output_ratio,
                    output_ratio_basis=f.output_ratio_basis,
                    expected_cost_usd=f.expected_cost_usd, worst_cost_usd=f.worst_cost_usd,
+                   expected_list_cost_usd=f.expected_list_cost_usd,
+                   expected_cache_saved_usd=f.expected_cache_saved_usd,
+                   expected_batch_saved_usd=f.expected_batch_saved_usd,
                    expected_seconds=round(f.expected_seconds, 3), bound_by=f.bound_by,
                    latency_ms_per_call=f.latency_ms_per_call, latency_basis=f.latency_basis,
                    parallel_calls=f.parallel_calls, cached_prefix_tokens=f.cached_prefix_tokens,

@@ -153,7 +153,10 @@ def _joined(model: str, a: ModelForecast, b: ModelForecast) -> ModelForecast:
                                              *b.output_ratio_basis.split(", ")} - {""})),
         latency_ms_per_call=a.latency_ms_per_call, latency_basis=a.latency_basis,
         parallel_calls=max(a.parallel_calls, b.parallel_calls),
-        cached_prefix_tokens=a.cached_prefix_tokens, bound_by=a.bound_by)
+        cached_prefix_tokens=a.cached_prefix_tokens, bound_by=a.bound_by,
+        expected_list_cost_usd=_add(a.expected_list_cost_usd, b.expected_list_cost_usd),
+        expected_cache_saved_usd=_add(a.expected_cache_saved_usd, b.expected_cache_saved_usd),
+        expected_batch_saved_usd=_add(a.expected_batch_saved_usd, b.expected_batch_saved_usd))
 
 
 async def estimate_processing(ports: Ports, *, source_ids: list[int], model_names: list[str],

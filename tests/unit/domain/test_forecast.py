@@ -90,12 +90,23 @@ def test_batch_mode_prices_at_the_batch_rates_and_caching_reads_the_prefix() -> 
     assert caching.expected_cost_usd == Decimal("0.00400000") - Decimal(1024) * Decimal(
         "0.9") / 1_000_000
     assert cacheable_prefix(1000) == 0
+    # Each lever on its own, as runs show them: cost = list - cache saved - batch saved
+    for forecast in (plain, batch, caching):
+        assert forecast.expected_list_cost_usd == Decimal("0.00400000")
+        assert forecast.expected_cost_usd == (forecast.expected_list_cost_usd
+                                              - forecast.expected_cache_saved_usd
+                                              - forecast.expected_batch_saved_usd)
+    assert (plain.expected_cache_saved_usd, plain.expected_batch_saved_usd) == (0, 0)
+    assert (batch.expected_cache_saved_usd, batch.expected_batch_saved_usd) == \
+        (0, Decimal("0.00200000"))
+    assert caching.expected_cache_saved_usd == Decimal(1024) * Decimal("0.9") / 1_000_000
 
 
 def test_unpriced_model_has_no_cost() -> None:
     f = forecast_model("m", [SourceCalls(1, "interview", [100])], max_tokens=10,
                        pricing=Pricing(None), capacity=ONE, history=History())
     assert f.expected_cost_usd is None and f.worst_cost_usd is None
+    assert f.expected_list_cost_usd is None
 
 
 def test_wall_time_is_latency_over_parallel_calls_or_the_rate_limits() -> None:
