@@ -5,8 +5,9 @@ too)."""
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -52,3 +53,33 @@ async def _admin(url: sa.URL, statement: str) -> None:
         await connection.execute(statement)
     finally:
         await connection.close()
+
+
+@pytest.fixture(scope="module")
+def redis_url() -> Iterator[str]:
+    """A Redis database of this module alone (flushed by the tests that need it clean)."""
+    from tests.support.workers import DEFAULT_TEST_REDIS, claimed_redis_database, redis_reachable
+
+    if not redis_reachable(os.environ.get("MMOS_TEST_REDIS_URL", DEFAULT_TEST_REDIS)):
+        pytest.skip("no Redis answers for these tests")
+    with claimed_redis_database() as url:
+        yield url
+
+
+@pytest.fixture
+async def quiet_in_process_worker(runtime: Any, database_url: str) -> AsyncIterator[None]:
+    """No in-process worker while the test runs, restored after: its sweeper shares this
+    database (it would re-queue and wake jobs through the stub broker, so a job could run in
+    this process instead of a worker process under test), and its heartbeat (this process's
+    environment) would count among the workers a start checks."""
+    worker, runtime.worker = runtime.worker, None
+    if worker is None:
+        yield
+        return
+    await worker.aclose()
+    try:
+        yield
+    finally:
+        from api.container import attach_processing
+
+        await attach_processing(runtime, database_url, in_process_worker=True)

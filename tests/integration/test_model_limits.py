@@ -5,9 +5,7 @@ rates; a run of a limited model on a limited fake provider sees no 429."""
 
 from __future__ import annotations
 
-import os
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -22,7 +20,6 @@ from tests.support.processing import (
     start_one_batch,
     wait_batch,
 )
-from tests.support.workers import DEFAULT_TEST_REDIS, claimed_redis_database, redis_reachable
 from workers.limits import Limits, ModelLimiter, RedisLimits
 
 MODEL_FIELDS = "name rpm tpm maxConcurrency"
@@ -34,14 +31,6 @@ UPDATE = f"""mutation($input: UpdateModelInput!) {{ updateModel(input: $input) {
   ... on ValidationError {{ message fieldErrors {{ path message }} }} }} }}"""
 QUEUE = """{ queueStatus { modelRates { model rpm tpm maxConcurrency requestsLastMinute
   tokensLastMinute tokensAvailable inFlight slowedUntil } } }"""
-
-
-@pytest.fixture(scope="module")
-def redis_url() -> Iterator[str]:
-    if not redis_reachable(os.environ.get("MMOS_TEST_REDIS_URL", DEFAULT_TEST_REDIS)):
-        pytest.skip("no Redis answers for the limiter tests")
-    with claimed_redis_database() as url:
-        yield url
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ with a custom apiBase and its own key variable runs to the end against the fake 
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,13 +25,11 @@ from tests.support.fake_provider import FakeProvider, Scripted, answer_json, gro
 from tests.support.graphql import GraphQLClient
 from tests.support.waiting import wait_for
 from tests.support.workers import (
-    DEFAULT_TEST_REDIS,
+    NoWakeups,
     RedisWakeups,
     WorkerFleet,
     WorkerProcess,
-    claimed_redis_database,
     flush_redis,
-    redis_reachable,
     worker_env,
 )
 
@@ -59,39 +57,6 @@ QUEUE = """{ queueStatus { workers { workerId pid alive providers keyEnvs } } }"
 
 
 # -- fixtures -------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def redis_url() -> Iterator[str]:
-    if not redis_reachable(os.environ.get("MMOS_TEST_REDIS_URL", DEFAULT_TEST_REDIS)):
-        pytest.skip("no Redis answers for the worker tests")
-    with claimed_redis_database() as url:
-        yield url
-
-
-@pytest.fixture
-async def quiet_in_process_worker(runtime: Any, database_url: str) -> AsyncIterator[None]:
-    """No in-process worker while the test runs: its heartbeat (this process's environment)
-    would count among the workers the start checks."""
-    worker, runtime.worker = runtime.worker, None
-    if worker is None:
-        yield
-        return
-    await worker.aclose()
-    try:
-        yield
-    finally:
-        from api.container import attach_processing
-
-        await attach_processing(runtime, database_url, in_process_worker=True)
-
-
-class NoWakeups:
-    """A dispatcher that sends nothing: a worker never hears of the jobs."""
-
-    async def send(self, job_ids: Sequence[int], actor: str = "process_job",
-                   delay_ms: int = 0) -> None:
-        return None
 
 
 @dataclass

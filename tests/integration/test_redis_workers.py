@@ -12,9 +12,8 @@ tmp_path.
 from __future__ import annotations
 
 import asyncio
-import os
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -37,12 +36,10 @@ from tests.support.fake_provider import (
 from tests.support.graphql import GraphQLClient
 from tests.support.waiting import wait_for
 from tests.support.workers import (
-    DEFAULT_TEST_REDIS,
+    NoWakeups,
     RedisWakeups,
     WorkerFleet,
-    claimed_redis_database,
     flush_redis,
-    redis_reachable,
     worker_env,
 )
 
@@ -59,43 +56,6 @@ SET_BUDGET = """mutation($amount: Decimal) { setDailyBudget(input: {amountUsd: $
 
 
 # -- fixtures -------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def redis_url() -> Iterator[str]:
-    """A Redis database of this session alone, flushed before each test by `control`."""
-    if not redis_reachable(os.environ.get("MMOS_TEST_REDIS_URL", DEFAULT_TEST_REDIS)):
-        pytest.skip("no Redis answers for the worker tests")
-    with claimed_redis_database() as url:
-        yield url
-
-
-@pytest.fixture
-async def quiet_in_process_worker(runtime: Any, database_url: str) -> AsyncIterator[None]:
-    """Stop the in-process worker an earlier test may have started, and restore it after.
-
-    Its sweeper shares this database: it would re-queue and wake jobs through the stub broker,
-    so a job could be run by this process instead of a worker process under test.
-    """
-    worker, runtime.worker = runtime.worker, None
-    if worker is None:
-        yield
-        return
-    await worker.aclose()
-    try:
-        yield
-    finally:
-        from api.container import attach_processing
-
-        await attach_processing(runtime, database_url, in_process_worker=True)
-
-
-class NoWakeups:
-    """A dispatcher that sends nothing, as if every message were lost."""
-
-    async def send(self, job_ids: Sequence[int], actor: str = "process_job",
-                   delay_ms: int = 0) -> None:
-        return None
 
 
 @dataclass

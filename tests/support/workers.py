@@ -281,3 +281,11 @@ class RedisWakeups:
 
     def close(self) -> None:
         self.broker.close()
+
+
+class NoWakeups:
+    """A dispatcher that sends nothing, as if every message were lost."""
+
+    async def send(self, job_ids: Sequence[int], actor: str = "process_job",
+                   delay_ms: int = 0) -> None:
+        return None
