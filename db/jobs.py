@@ -48,6 +48,11 @@ FROM processing_queue GROUP BY priority, status ORDER BY priority DESC, status
 """)
 
 
+# How long after its time a delayed wake-up may still be on its way before the sweeper sends
+# another one.
+DELAYED_WAKEUP_GRACE_S = 2.0
+
+
 class JobQueue:
     """Queue operations inside the caller's transaction."""
 
@@ -149,12 +154,17 @@ class JobQueue:
         return [(row.id, row.run_id) for row in failed]
 
     async def unsent(self, older_than_seconds: float) -> list[int]:
-        """Waiting jobs with no message in flight (the broker lost it, or it was never sent)."""
+        """Waiting jobs with no message in flight (the broker lost it, or it was never sent),
+        and jobs whose delayed wake-up should have claimed them a while ago (a wake-up sent
+        for a later `available_at` that came and went: lost, or delivered too early)."""
         result = await self.session.execute(sa.text(
             "SELECT id FROM processing_queue WHERE status = 'waiting' AND available_at <= now()"
             " AND (message_sent_at IS NULL"
-            "      OR message_sent_at < now() - make_interval(secs => :age))"
-            " ORDER BY priority DESC, created_at LIMIT 500"), {"age": older_than_seconds})
+            "      OR message_sent_at < now() - make_interval(secs => :age)"
+            "      OR (message_sent_at < available_at"
+            "          AND available_at < now() - make_interval(secs => :grace)))"
+            " ORDER BY priority DESC, created_at LIMIT 500"),
+            {"age": older_than_seconds, "grace": DELAYED_WAKEUP_GRACE_S})
         return [row.id for row in result]
 
     async def resume_budget_waiters(self, remaining: Decimal | None) -> list[int]:

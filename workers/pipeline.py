@@ -639,7 +639,9 @@ class Pipeline:
         released = await self._commit(lambda s: JobQueue(s).release(
             job.id, self.owner, delay_seconds=delay, refund_attempt=True))
         if released and self.uow.dispatcher is not None:
-            await self.uow.dispatcher.send([job.id], delay_ms=round(delay * 1000))
+            # A little after the job's available_at: a wake-up that came early would find
+            # nothing to claim (the sweeper would then send another, later).
+            await self.uow.dispatcher.send([job.id], delay_ms=round(delay * 1000) + 100)
         return "processing"
 
     async def _batch_collect(self, ctx: RunContext, submission: Any, state: BatchState,

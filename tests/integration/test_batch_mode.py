@@ -321,3 +321,24 @@ async def test_a_provider_that_cannot_list_its_batches_is_still_submitted_to(
     batch = await finished(gql, await start(gql, source, BATCH_MODEL, "BATCH"))
     [run] = batch["runs"]
     assert run["status"] == "COMPLETED" and len(provider.batches.created) == 1
+
+
+async def test_a_delayed_wake_up_that_never_claimed_its_job_is_sent_again_by_the_sweeper(
+        engine_gql: GraphQLClient, processing: Any) -> None:
+    from db.jobs import JobQueue
+
+    async with processing.transaction() as session:
+        queue = JobQueue(session)
+        lost = await queue.enqueue(kind="extract_run", priority=10)
+        on_time = await queue.enqueue(kind="extract_run", priority=10)
+        later = await queue.enqueue(kind="extract_run", priority=10)
+        # Given: each was woken for a later time; `lost`'s time passed 5 s ago with no claim,
+        # `on_time`'s just passed (its wake-up may still be on its way), `later`'s is to come
+        await session.execute(sa.text(
+            "UPDATE processing_queue SET message_sent_at = now() - interval '10 seconds',"
+            " available_at = now() - CASE id WHEN :lost THEN interval '5 seconds'"
+            " WHEN :on_time THEN interval '0.5 seconds' ELSE interval '-30 seconds' END"),
+            {"lost": lost, "on_time": on_time})
+    async with processing.read() as session:
+        found = await JobQueue(session).unsent(older_than_seconds=60)
+    assert lost in found and on_time not in found and later not in found
