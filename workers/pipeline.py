@@ -58,6 +58,9 @@ log = logging.getLogger("mmos.pipeline")
 
 RETRY_AFTER_CAP_S = 60.0
 MAX_BATCH_SUBMISSIONS = 3  # provider batches a chunk may come back from without an answer
+# Polls this frequent are waited out inside the job; longer ones give the job back.
+IN_JOB_POLL_MAX_S = 5.0
+_LOOK_AGAIN = "look again"
 UNIQUE_VIOLATION = "23505"
 PROMPT_OVERHEAD_TOKENS = 800
 
@@ -256,16 +259,21 @@ class Pipeline:
                 return await self._finish(job, ctx, "completed", None)
             await self._preflight(ctx)
             if ctx.batch.mode == "batch":
-                try:
-                    waiting = await self._batch_process(job, ctx, flags)
-                except TransientModelError as exc:
-                    # The provider's batch service is down or busy: look again later; what
-                    # was written (the submission, its reservations) is resumed from.
-                    log.warning("run %s: batch API unavailable, looking again later: %s",
-                                ctx.run.id, exc.message)
-                    return await self._batch_wait(job, ctx)
-                except DeterministicModelError as exc:
-                    raise RunFailed(exc.message) from None
+                while True:
+                    try:
+                        waiting = await self._batch_process(job, ctx, flags)
+                    except TransientModelError as exc:
+                        # The provider's batch service is down or busy: look again later;
+                        # what was written (the submission, its reservations) is resumed from.
+                        log.warning("run %s: batch API unavailable, looking again later: %s",
+                                    ctx.run.id, exc.message)
+                        waiting = await self._batch_wait(job, ctx)
+                    except DeterministicModelError as exc:
+                        raise RunFailed(exc.message) from None
+                    if waiting != _LOOK_AGAIN:
+                        break
+                    if flags.cancelled or flags.lease_lost:
+                        raise RunCancelled()
                 if waiting is not None:
                     return waiting
                 return await self._finish(job, ctx, "completed", None)
@@ -634,8 +642,13 @@ class Pipeline:
             submission.id or 0, input_file_id=input_file, batch_id=batch_id))
 
     async def _batch_wait(self, job: ClaimedJob, ctx: RunContext) -> str:
-        """Give the job back until the next look at the provider; the wait costs no attempt."""
+        """Wait for the next look at the provider: a short wait in the job (holding its
+        thread, its lease renewed), a long one by giving the job back with a delayed wake-up;
+        neither costs an attempt."""
         delay = self.settings.batch_poll_seconds
+        if delay <= IN_JOB_POLL_MAX_S:
+            await self.sleep(delay)
+            return _LOOK_AGAIN
         released = await self._commit(lambda s: JobQueue(s).release(
             job.id, self.owner, delay_seconds=delay, refund_attempt=True))
         if released and self.uow.dispatcher is not None:
