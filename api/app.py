@@ -41,6 +41,7 @@ from api.subscriptions import (
     authenticate_connection,
     is_subscription,
 )
+from api.uploads import UPLOAD_PATH, upload_source
 from db.engine import ping
 from domain.errors import PermissionDenied
 
@@ -329,6 +330,7 @@ def create_app(settings: Settings | None = None, runtime: Container | None = Non
         Route("/metrics", metrics_route(settings)),
         *static_routes(),
         *review_routes(),  # the review page, /review (api/review.py)
+        Route(UPLOAD_PATH, upload_source, methods=["POST"]),  # files (api/uploads.py)
         *rest_routes(),
     ]
     # Over its key's rate limit: 429 with Retry-After (api/ratelimit.py).
@@ -339,6 +341,8 @@ def create_app(settings: Settings | None = None, runtime: Container | None = Non
     if runtime is not None:
         app.state.runtime = runtime
     # Also: security headers on every response; keyless mode stays local (api/middleware.py).
+    # An upload's body is its file plus the form around it.
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_request_bytes,
-                       settings=settings)
+                       settings=settings,
+                       path_limits={UPLOAD_PATH: settings.max_upload_bytes + 1024 * 1024})
     return app

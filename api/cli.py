@@ -266,6 +266,15 @@ def _print_import(name: str, result: object) -> None:
         print(f"  ungrounded {item.external_id} (line {item.line}): {where}")
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    """Store sources read from files (transcripts, PDFs, web pages, documents, books)."""
+    from api.file_import import run_import
+
+    settings = get_settings()
+    url = _database_url(settings)
+    return asyncio.run(run_import(settings, url, args))
+
+
 def cmd_estimate(args: argparse.Namespace) -> int:
     """Forecast the cost and time of processing sources with models; nothing is queued."""
     from api.estimate import run_estimate
@@ -305,6 +314,28 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("key")
     key_commands.add_parser("list", help="list keys (never their secrets)")
     keys.set_defaults(func=cmd_keys)
+
+    from domain import model as m
+    from domain.documents import ContentFormat
+
+    files = commands.add_parser(
+        "import", help="store sources read from files: VTT/SRT transcripts, PDF, HTML, DOCX, "
+                       "EPUB, Markdown, text")
+    files.add_argument("files", metavar="FILE", nargs="+")
+    files.add_argument("--type", choices=[t.value for t in m.SourceType], default=None,
+                       help="source type (default: from the format, e.g. book for EPUB)")
+    files.add_argument("--quality", choices=[q.value for q in m.SourceQuality], default=None)
+    files.add_argument("--priority", choices=[p.value for p in m.ExtractionPriority],
+                       default=None)
+    files.add_argument("--language", default=None,
+                       help="BCP 47 tag (default: what the file says, else en)")
+    files.add_argument("--subject", default=None,
+                       help="the person the clone is about, as the speaker labels name them")
+    files.add_argument("--alias", action="append", default=None,
+                       help="another name of the subject (repeatable)")
+    files.add_argument("--format", choices=[f.value.lower() for f in ContentFormat],
+                       default=None, help="default: detected from the bytes and the name")
+    files.set_defaults(func=cmd_import)
 
     imports = commands.add_parser(
         "import-reference", help="import reference fragments (MMOS YAML, Markdown or JSONL)")

@@ -31,8 +31,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from api.settings import Settings
 from db.engine import make_engine, make_sessionmaker, one_statement_sessions
 from db.uow import SqlUnitOfWorkFactory
+from domain.documents import ConversionLimits
 from domain.events import EventBus
-from domain.ports import Forecaster, JobDispatcher, Ports, PriceCatalog
+from domain.ports import FileConverter, Forecaster, JobDispatcher, Ports, PriceCatalog
 from domain.services import catalog, quality
 
 log = logging.getLogger("mmos.container")
@@ -98,11 +99,18 @@ class Container:
 
         return LiteLLMForecaster(self.settings)
 
+    @functools.cached_property
+    def converter(self) -> FileConverter:
+        """Reads files and formatted text into a normalised text and its segment map."""
+        from workers.converters import Converters
+
+        return Converters(ConversionLimits(max_file_bytes=self.settings.max_upload_bytes))
+
     @property
     def ports(self) -> Ports:
         """What the use cases of `domain/services` are given."""
         return Ports(uow=self.uow, settings=self.settings, clock=self.clock,
-                     prices=self.prices, forecaster=self.forecaster)
+                     prices=self.prices, forecaster=self.forecaster, converter=self.converter)
 
     @property
     def events(self) -> EventBus | None:

@@ -18,15 +18,16 @@ DEMO_MODELS = ["rules-fast", "rules-thorough"]
 
 
 async def _ensure_sources(runtime: Container) -> list[int]:
-    from api.demo_data import load_samples
+    from api.demo_data import load_samples, load_transcript
     from domain.services.sources import ensure_source
 
     ids = []
-    for sample in load_samples():
+    for sample in [*load_samples(), load_transcript()]:
         row = await ensure_source(runtime.ports, {
             "source_code": sample["sourceCode"], "title": sample["title"],
-            "source_type": "interview", "content": sample["content"],
-            "language": sample["language"], "author": sample["author"]})
+            "source_type": sample["sourceType"], "content": sample["content"],
+            "language": sample["language"], "author": sample["author"],
+            "content_format": sample.get("contentFormat"), "subject": sample.get("subject")})
         ids.append(row.id or 0)
     return ids
 
@@ -98,7 +99,8 @@ async def run_demo(settings: Settings, console: Console) -> int:
     runtime = await start_api(settings, url)
     try:
         source_ids = await _ensure_sources(runtime)
-        console.print(f"Loaded {len(source_ids)} sample interviews (English and Portuguese).")
+        console.print(f"Loaded {len(source_ids)} sample sources: interviews in English and "
+                      "Portuguese, and a podcast transcript (WebVTT, two speakers).")
         started = await start_processing(runtime.ports, source_ids=source_ids,
                                          model_names=DEMO_MODELS, strategy=None,
                                          budget_usd=None)

@@ -132,13 +132,16 @@ class RequestContextMiddleware:
     Parameters:
       app: the wrapped ASGI app.
       max_body_bytes: requests with a larger body get 413 before the app sees them.
+      path_limits: other limits for some paths (the file upload's is larger).
       settings: the app's settings; keyless mode (api/auth.py keys_required false) turns the
         Host and proxy-header checks on. None: no such checks.
     """
 
-    def __init__(self, app: Any, max_body_bytes: int, settings: Any = None) -> None:
+    def __init__(self, app: Any, max_body_bytes: int, settings: Any = None,
+                 path_limits: dict[str, int] | None = None) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.path_limits = dict(path_limits or {})
         self.settings = settings
         self.keyless = settings is not None and not keys_required(settings)
 
@@ -167,15 +170,16 @@ class RequestContextMiddleware:
                     await send(message)
                 status["code"] = 403
                 return
+            limit = self.path_limits.get(scope.get("path", ""), self.max_body_bytes)
             declared = headers.get(b"content-length")
             too_big = (declared is not None and declared.isascii() and declared.isdigit()
-                       and int(declared) > self.max_body_bytes)
+                       and int(declared) > limit)
             if too_big:
                 for message in _json_response(
                     413,
                     {
                         "errors": [
-                            {"message": (f"request body exceeds {self.max_body_bytes} bytes")}
+                            {"message": (f"request body exceeds {limit} bytes")}
                         ]
                     },
                     request_id,
@@ -183,14 +187,15 @@ class RequestContextMiddleware:
                     await send(message)
                 status["code"] = 413
                 return
-            await self.app(scope, self._limited(receive), self._tagged(send, request_id, status))
-        except _BodyTooLarge:
+            await self.app(scope, self._limited(receive, limit),
+                           self._tagged(send, request_id, status))
+        except _BodyTooLarge as exc:
             if status["code"] == 0:
                 for message in _json_response(
                     413,
                     {
                         "errors": [
-                            {"message": (f"request body exceeds {self.max_body_bytes} bytes")}
+                            {"message": (f"request body exceeds {exc.limit} bytes")}
                         ]
                     },
                     request_id,
@@ -221,15 +226,16 @@ class RequestContextMiddleware:
                 )
             structlog.contextvars.unbind_contextvars("request_id")
 
-    def _limited(self, receive: Any) -> Any:
+    @staticmethod
+    def _limited(receive: Any, limit: int) -> Any:
         seen = {"bytes": 0}
 
         async def wrapped() -> dict[str, Any]:
             message = await receive()
             if message["type"] == "http.request":
                 seen["bytes"] += len(message.get("body", b""))
-                if seen["bytes"] > self.max_body_bytes:
-                    raise _BodyTooLarge
+                if seen["bytes"] > limit:
+                    raise _BodyTooLarge(limit)
             return message  # type: ignore[no-any-return]
 
         return wrapped
@@ -271,4 +277,6 @@ async def _refuse_websocket(scope: Scope, send: Any, reason: str, request_id: st
 
 
 class _BodyTooLarge(Exception):
-    pass
+    def __init__(self, limit: int) -> None:
+        super().__init__(limit)
+        self.limit = limit

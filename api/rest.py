@@ -43,7 +43,8 @@ from domain.sources import is_valid_unicode
 log = logging.getLogger("mmos.rest")
 
 SOURCE_FIELDS = ("source_code", "title", "source_type", "quality", "extraction_priority",
-                 "content", "language", "author", "url", "source_date", "notes")
+                 "content", "language", "author", "url", "source_date", "notes",
+                 "content_format", "subject")
 ENUM_FIELDS = {"source_type": m.SourceType, "quality": m.SourceQuality,
                "extraction_priority": m.ExtractionPriority}
 # GraphQL argument names that differ from the REST body's beyond camelCase.
@@ -271,6 +272,11 @@ def _source_raw(body: dict[str, Any]) -> dict[str, Any]:
     raw: dict[str, Any] = {}
     for name in SOURCE_FIELDS:
         value = body.get(name)
+        if name == "subject":
+            # {"name": "...", "aliases": [...]}: validated by the use case, field by field.
+            if value is not None:
+                raw[name] = value
+            continue
         if value is not None and not isinstance(value, str):
             issues.append(FieldIssue((name,), "must be a string"))
             continue

@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     max_import_items: int = Field(default=500, ge=1)
     # Largest file of reference fragments one import takes (importReferenceFragments).
     max_reference_import_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+    # Largest file `POST /sources/upload` and `mmos import` take (PDF, DOCX, EPUB…); the text
+    # read from it must still fit MMOS_MAX_CONTENT_BYTES.
+    max_upload_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
     max_subscriptions_per_connection: int = Field(default=20, ge=1)
     # An open WebSocket's key is verified again when older than this (revocation holds).
     ws_key_recheck_seconds: float = Field(default=30.0, gt=0, le=30)

@@ -9,12 +9,13 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.keyset import Page, PageRequest, SortKey, paginate
-from db.tables import BatchRow, FragmentRow, FragmentTagRow, TagRow
+from db.tables import BatchRow, FragmentRow, FragmentTagRow, SourceRow, TagRow
 
 _F = FragmentRow.__table__.c  # type: ignore[attr-defined]
 _B = BatchRow.__table__.c  # type: ignore[attr-defined]
 _FT = FragmentTagRow.__table__.c  # type: ignore[attr-defined]
 _T = TagRow.__table__.c  # type: ignore[attr-defined]
+_S = SourceRow.__table__.c  # type: ignore[attr-defined]
 
 FRAGMENT_SORT = {
     "CREATED_AT": SortKey("CREATED_AT", _F.created_at, "datetime"),
@@ -59,6 +60,9 @@ class FragmentFilterSpec:
     min_confidence: float | None = None
     max_confidence: float | None = None
     tags: list[str] | None = None  # any of these tag names
+    speakers: list[str] | None = None  # spoken (where the span starts) by any of these
+    # Only fragments wholly in the subject's turns (the source's `subject_speakers`).
+    subject_only: bool = False
 
 
 def apply_fragment_filter(query: sa.Select[Any], flt: FragmentFilterSpec | None) -> sa.Select[Any]:
@@ -86,6 +90,14 @@ def apply_fragment_filter(query: sa.Select[Any], flt: FragmentFilterSpec | None)
     if flt.tags:
         query = query.where(sa.exists().where(_FT.fragment_id == _F.id, _FT.tag_id == _T.id,
                                               _T.name.in_(flt.tags)))
+    if flt.speakers:
+        query = query.where(_F.speaker.in_(flt.speakers))
+    if flt.subject_only:
+        # jsonb `?`: the fragment's speaker is one of its source's subject labels.
+        theirs = sa.select(sa.literal(1)).where(
+            _S.id == _F.source_id, _S.subject_speakers.op("?")(_F.speaker))
+        query = query.where(_F.speaker.is_not(None), _F.mixes_speakers.is_(False),
+                            sa.exists(theirs))
     return query
 
 

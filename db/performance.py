@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from db.segments import SegmentRepository
 from db.settings_store import (
     MIN_VERIFIED,
     QUALITY_THRESHOLDS,
@@ -37,10 +38,12 @@ from domain.evaluation import (
     measure_source,
     price_key,
 )
+from domain.locations import SegmentIndex
 from domain.model import FINISHED_RUN, Span
 from domain.optimizer import Candidate, failed_sample, pool_candidates
 from domain.performance import PerformanceRecord, latest_of_each_model  # noqa: F401  (re-exported)
 from domain.quality import PairedDelta, QualityWeights, ScoredFragment
+from domain.subjects import subject_sentences
 
 log = logging.getLogger("mmos.quality")
 
@@ -126,7 +129,7 @@ class PerformanceRepository:
     async def evidence(self, source_id: int) -> tuple[SourceEvidence, str] | None:
         """The source's sentences, verdicts and completed runs with fragments and chunks."""
         source = (await self.session.execute(sa.text(
-            "SELECT id, source_type, content FROM sources WHERE id = :s"),
+            "SELECT id, source_type, content, subject_speakers FROM sources WHERE id = :s"),
             {"s": source_id})).first()
         if source is None:
             return None
@@ -151,10 +154,17 @@ class PerformanceRepository:
             WHERE source_id = :s AND char_start IS NOT NULL AND char_end > char_start
               AND grounding <> 'ungrounded' AND verification_status = 'verified'
             ORDER BY 2, 3, 1"""), {"s": source_id})).all()
+        sentences = tuple(sentence_spans(source.content))
+        if source.subject_speakers:
+            # With a known subject, coverage counts the subject's own sentences only.
+            segments = await SegmentRepository(self.session).of_source(source_id)
+            turns = SegmentIndex(source.content, segments).turn_spans_of(
+                set(source.subject_speakers))
+            sentences = subject_sentences(sentences, turns)
         evidence = SourceEvidence(
             source_id=source_id,
             text_length=len(source.content),
-            sentences=tuple(sentence_spans(source.content)),
+            sentences=sentences,
             text=source.content,
             verified=tuple(Span(v.char_start, v.char_end) for v in verdicts
                            if v.verification_status == "verified"),

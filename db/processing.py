@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from db.answers import compress_answer
 from db.engine import sqlstate_of
 from db.jobs import JobQueue
+from db.segments import SegmentRepository
 from db.tables import (
     BatchRow,
     FragmentRow,
@@ -28,8 +29,10 @@ from db.tables import (
 )
 from domain.answers import DEFAULT_FAILED_CHUNK_SHARE, AnswerRecord, run_outcome
 from domain.extraction import FRAGMENT_FIELDS, PreparedFragment
+from domain.locations import SegmentIndex
 from domain.model import FINISHED_RUN, ExtractionPriority, JobKind
-from domain.sources import search_config_for
+from domain.sources import search_config_for, stored_subject
+from domain.subjects import Subject
 
 _R = RunRow.__table__.c  # type: ignore[attr-defined]
 _F = FragmentRow.__table__.c  # type: ignore[attr-defined]
@@ -48,6 +51,8 @@ _JSON_COLUMNS = frozenset(name for name in _STORED_FIELDS if isinstance(_F[name]
 def _array_of(name: str) -> str:
     if name in _JSON_COLUMNS:
         return f"CAST(CAST(:f_{name} AS text[]) AS jsonb[])"
+    if isinstance(_F[name].type, sa.BigInteger):
+        return f"CAST(:f_{name} AS bigint[])"
     return f"CAST(:f_{name} AS {_ARRAY_TYPES[_F[name].type.python_type]})"
 
 
@@ -271,6 +276,10 @@ class RunContext:
     batch: BatchRow
     source: SourceRow
     model: ModelRow
+    # The source's segment map (None for plain text) and its subject, for chunks, prompts
+    # and each fragment's location.
+    layout: SegmentIndex | None = None
+    subject: Subject | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -371,7 +380,10 @@ class ProcessingRepository:
         model = await self.session.get(ModelRow, run.model_name)
         if batch is None or source is None or model is None:
             return None
-        return RunContext(run, batch, source, model)
+        segments = await SegmentRepository(self.session).of_source(source.id or 0)
+        layout = SegmentIndex(source.content, segments) if segments else None
+        return RunContext(run, batch, source, model, layout,
+                          stored_subject(source.subject_name, source.subject_aliases))
 
     async def done_chunks(self, run_id: int) -> set[int]:
         rows = await self.session.execute(

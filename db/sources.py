@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
 
 from db.keyset import Page, PageRequest, SortKey, paginate
+from db.segments import SegmentRepository
 from db.tables import RunRow, SourceRow
 from domain.errors import Conflict, FieldIssue, InvalidInput, NotFound
 from domain.model import ExtractionPriority
@@ -84,6 +85,14 @@ def _row_values(data: SourceData) -> dict[str, Any]:
         "url": data.url,
         "source_date": data.source_date,
         "notes": data.notes,
+        "content_format": data.content_format.value,
+        "original_file_name": data.original_file_name,
+        "original_sha256": data.original_sha256,
+        "original_bytes": data.original_bytes,
+        "conversion_notes": list(data.conversion_notes),
+        "subject_name": data.subject.name if data.subject else None,
+        "subject_aliases": list(data.subject.aliases) if data.subject else [],
+        "subject_speakers": list(data.subject_speakers),
     }
 
 
@@ -104,6 +113,12 @@ class SourceRepository:
 
     async def get_by_code(self, code: str) -> SourceRow | None:
         result = await self.session.execute(sa.select(SourceRow).where(_S.source_code == code))
+        return result.scalar_one_or_none()
+
+    async def get_by_original(self, sha256: str) -> SourceRow | None:
+        """The source first read from a file with these bytes, if any."""
+        result = await self.session.execute(
+            sa.select(SourceRow).where(_S.original_sha256 == sha256).order_by(_S.id).limit(1))
         return result.scalar_one_or_none()
 
     async def get_many(self, ids: list[int], *, with_content: bool = True
@@ -202,8 +217,10 @@ class SourceRepository:
             # A concurrent insert won the race between our check and our insert.
             raise Conflict("a source with the same code or content was created concurrently",
                            prefix) from exc
-        for row in rows:
+        segments = SegmentRepository(self.session)
+        for row, item in zip(rows, items, strict=True):
             await self.session.refresh(row)
+            await segments.add(row.id or 0, item.segments)
         return rows
 
     async def update(self, source_id: int, changes: dict[str, Any],

@@ -11,6 +11,7 @@ from sqlalchemy.dialects import postgresql as pg
 from sqlmodel import Field, SQLModel
 
 from domain import model as m
+from domain.documents import ContentFormat, SegmentKind
 
 MONEY = sa.Numeric(18, 8)
 
@@ -44,6 +45,7 @@ class SourceRow(SQLModel, table=True):
         _check("quality", m.SourceQuality, "ck_sources_quality"),
         _check("extraction_priority", m.ExtractionPriority, "ck_sources_priority"),
         _check("status", m.SourceStatus, "ck_sources_status"),
+        _check("content_format", ContentFormat, "ck_sources_content_format"),
         sa.Index("ix_sources_listing", "created_at", "id"),
     )
 
@@ -63,8 +65,45 @@ class SourceRow(SQLModel, table=True):
     url: str | None = Field(default=None, sa_column=sa.Column(sa.String(2000)))
     source_date: date | None = Field(default=None, sa_column=sa.Column(sa.Date))
     notes: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
+    # How the content arrived (domain.documents.ContentFormat) and, for a file, its name and
+    # the sha256 of its bytes; `content` is always the normalised text offsets refer to.
+    content_format: str = Field(default="TEXT", sa_column=sa.Column(sa.String(16), nullable=False, server_default="TEXT"))
+    original_file_name: str | None = Field(default=None, sa_column=sa.Column(sa.String(255)))
+    original_sha256: str | None = Field(default=None, sa_column=sa.Column(sa.String(64), index=True))
+    original_bytes: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger))
+    conversion_notes: list[str] = Field(default_factory=list, sa_column=_jsonb("'[]'::jsonb"))
+    # The person the clone is about, and the speaker labels of the source that are theirs
+    # (derived from the name, the aliases and the labelled turns; kept for the fragment filter).
+    subject_name: str | None = Field(default=None, sa_column=sa.Column(sa.String(200)))
+    subject_aliases: list[str] = Field(default_factory=list, sa_column=_jsonb("'[]'::jsonb"))
+    subject_speakers: list[str] = Field(default_factory=list, sa_column=_jsonb("'[]'::jsonb"))
     created_at: datetime | None = Field(default=None, sa_column=_now_column())
     updated_at: datetime | None = Field(default=None, sa_column=_now_column())
+
+
+class SourceSegmentRow(SQLModel, table=True):
+    """Where a character range of a source's normalised text came from (DESIGN §17)."""
+
+    __tablename__ = "source_segments"
+    __table_args__ = (
+        _check("kind", SegmentKind, "ck_source_segments_kind"),
+        sa.CheckConstraint("char_start >= 0 AND char_end >= char_start", name="ck_source_segments_range"),
+        sa.CheckConstraint("time_start_ms IS NULL OR (time_start_ms >= 0 AND time_end_ms >= time_start_ms)", name="ck_source_segments_times"),
+        sa.UniqueConstraint("source_id", "ordinal", name="uq_source_segments_ordinal"),
+        sa.Index("ix_source_segments_place", "source_id", "kind", "char_start"),
+    )
+
+    id: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger, sa.Identity(), primary_key=True))
+    source_id: int = Field(sa_column=sa.Column(sa.BigInteger, sa.ForeignKey("sources.id", ondelete="CASCADE"), nullable=False))
+    ordinal: int = Field(sa_column=sa.Column(sa.Integer, nullable=False))
+    kind: str = Field(sa_column=sa.Column(sa.String(16), nullable=False))
+    char_start: int = Field(sa_column=sa.Column(sa.Integer, nullable=False))
+    char_end: int = Field(sa_column=sa.Column(sa.Integer, nullable=False))
+    page: int | None = Field(default=None, sa_column=sa.Column(sa.Integer))
+    time_start_ms: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger))
+    time_end_ms: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger))
+    speaker: str | None = Field(default=None, sa_column=sa.Column(sa.String(200)))
+    heading: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
 
 
 class ModelRow(SQLModel, table=True):
@@ -219,6 +258,14 @@ class FragmentRow(SQLModel, table=True):
     is_complete: bool = Field(sa_column=sa.Column(sa.Boolean, nullable=False))
     has_clean_boundaries: bool = Field(sa_column=sa.Column(sa.Boolean, nullable=False))
     parse_notes: list[str] = Field(default_factory=list, sa_column=_jsonb("'[]'::jsonb"))
+    # Where the span came from, derived from the source's segments when the fragment is stored.
+    speaker: str | None = Field(default=None, sa_column=sa.Column(sa.String(200)))
+    mixes_speakers: bool = Field(default=False, sa_column=sa.Column(sa.Boolean, nullable=False, server_default=sa.false()))
+    page_first: int | None = Field(default=None, sa_column=sa.Column(sa.Integer))
+    page_last: int | None = Field(default=None, sa_column=sa.Column(sa.Integer))
+    time_start_ms: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger))
+    time_end_ms: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger))
+    chapter: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
     raw_record: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(pg.JSONB, nullable=True))
     verification_status: str = Field(sa_column=sa.Column(sa.String(16), nullable=False, server_default="unverified", index=True))
     verified_by: str | None = Field(default=None, sa_column=sa.Column(sa.String(200)))

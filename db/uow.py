@@ -25,6 +25,7 @@ from db.performance import PerformanceRepository
 from db.processing import ProcessingRepository
 from db.reference import ReferenceRepository
 from db.retry import retry_conflicts
+from db.segments import SegmentRepository
 from db.settings_store import SettingsStore
 from db.sources import SourceRepository
 from db.strategies import StrategyRepository
@@ -127,6 +128,10 @@ class SqlUnitOfWork:
     @cached_property
     def reference(self) -> ReferenceRepository:
         return ReferenceRepository(self.session)
+
+    @cached_property
+    def segments(self) -> SegmentRepository:
+        return SegmentRepository(self.session)
 
     @cached_property
     def settings_store(self) -> SettingsStore:

@@ -5,6 +5,11 @@ when one word alone exceeds the budget (even then an accent or emoji modifier st
 character, so one such cluster may exceed a budget of a token). A chunk never starts or ends
 with whitespace; the gaps between consecutive chunks hold whitespace only, so every visible
 character of the source lies in at least one chunk.
+
+Transcripts add two hints. `protected` spans (a cue's words) are never cut: no chunk starts
+or ends strictly inside one, nor does an overlap start there, whenever a clean break fits the
+budget (only when none does, the plain rule decides). `strong` positions (turn starts) rank
+above paragraphs as the break a chunk prefers to end at.
 """
 
 from __future__ import annotations
@@ -12,15 +17,16 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
-from collections.abc import Callable
-from dataclasses import dataclass
+from bisect import bisect_left
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 
 from domain.model import Span
 
 TokenCounter = Callable[[str], int]
 
 # Strength of the break *before* a piece: chunks prefer to end at the strongest break.
-_PARAGRAPH, _LINE, _SENTENCE, _WORD, _CHAR = 4, 3, 2, 1, 0
+_TURN, _PARAGRAPH, _LINE, _SENTENCE, _WORD, _CHAR = 5, 4, 3, 2, 1, 0
 
 _PARAGRAPH_BREAK = re.compile(r"(?:\r\n|\r|\n)[^\S\r\n]*(?:\r\n|\r|\n)\s*")
 _SENTENCE_END = re.compile(r"[.!?…]+[\"'”’»)\]]*(?=\s|$)")
@@ -55,6 +61,9 @@ class _Piece:
     start: int
     end: int
     level: int  # strength of the break before this piece
+    # The piece's start / end falls strictly inside a protected span.
+    cuts_start: bool = False
+    cuts_end: bool = False
 
 
 def estimate_tokens(text: str) -> int:
@@ -102,8 +111,11 @@ def chunk_text(
     max_tokens: int,
     overlap_tokens: int = 0,
     count_tokens: TokenCounter | None = None,
+    protected: Sequence[Span] = (),
+    strong: Sequence[int] = (),
 ) -> list[Chunk]:
-    """Chunks within `max_tokens`, each opening with ~`overlap_tokens` of the previous one's."""
+    """Chunks within `max_tokens`, each opening with ~`overlap_tokens` of the previous one's;
+    no boundary inside a `protected` span when avoidable, `strong` positions preferred."""
     # The overlap is whole sentences and at most half the budget, so each chunk brings new text.
     if max_tokens < 1:
         raise ValueError("max_tokens must be at least 1")
@@ -111,6 +123,8 @@ def chunk_text(
         raise ValueError("overlap_tokens cannot be negative")
     count = count_tokens or estimate_tokens
     pieces = _pieces(text, max_tokens, count)
+    if protected or strong:
+        pieces = _hinted(pieces, protected, strong)
     overlap = min(overlap_tokens, max_tokens // 2)
     chunks: list[Chunk] = []
     first = floor = 0
@@ -174,6 +188,31 @@ def _pieces(text: str, max_tokens: int, count: TokenCounter) -> list[_Piece]:
     return pieces
 
 
+def _hinted(pieces: list[_Piece], protected: Sequence[Span], strong: Sequence[int]) -> list[_Piece]:
+    """Pieces marked where they cut a protected span, and raised to _TURN after a strong
+    position (one in the gap before a piece or at its start)."""
+    spans = sorted((s.start, s.end) for s in protected if s.end - s.start > 1)
+    starts = [a for a, _ in spans]
+    reach: list[int] = []  # the furthest end among the spans starting so far
+    for _, b in spans:
+        reach.append(max(b, reach[-1]) if reach else b)
+
+    def inside(position: int) -> bool:
+        i = bisect_left(starts, position) - 1  # spans starting strictly before `position`
+        return i >= 0 and reach[i] > position
+
+    marks = sorted(strong)
+    hinted: list[_Piece] = []
+    previous_end = -1
+    for piece in pieces:
+        j = bisect_left(marks, previous_end + 1)
+        turn = j < len(marks) and marks[j] <= piece.start
+        hinted.append(replace(piece, level=_TURN if turn else piece.level,
+                              cuts_start=inside(piece.start), cuts_end=inside(piece.end)))
+        previous_end = piece.end
+    return hinted
+
+
 def _fitting_parts(text: str, sentence: Span, max_tokens: int, count: TokenCounter) -> list[_Piece]:
     if count(text[sentence.start : sentence.end]) <= max_tokens:
         return [_Piece(sentence.start, sentence.end, _WORD)]
@@ -225,10 +264,19 @@ def _chunk_end(
             high = mid - 1
     if low == len(pieces) - 1:
         return low
-    # End at the strongest break found in the second half of the chunk, the latest if tied.
+    # End at the strongest break found in the second half of the chunk, the latest if tied;
+    # a break that cuts a protected span only when no clean one fits (first half included).
     halfway = start + (pieces[low].end - start) / 2
     candidates = [i for i in range(floor, low + 1) if pieces[i].end >= halfway]
-    return max(candidates, key=lambda i: (pieces[i + 1].level, i))
+    clean = [i for i in candidates if not _cuts(pieces, i)]
+    if not clean:
+        clean = [i for i in range(floor, low + 1) if not _cuts(pieces, i)]
+    return max(clean or candidates, key=lambda i: (pieces[i + 1].level, i))
+
+
+def _cuts(pieces: list[_Piece], i: int) -> bool:
+    """Whether a break after piece `i` falls inside a protected span."""
+    return pieces[i].cuts_end or pieces[i + 1].cuts_start
 
 
 def _overlap_start(
@@ -246,7 +294,7 @@ def _overlap_start(
         if count(text[pieces[i].start : pieces[last].end]) > overlap:
             break
         fits_new_piece = count(text[pieces[i].start : pieces[last + 1].end]) <= max_tokens
-        if pieces[i].level >= _SENTENCE and fits_new_piece:
+        if pieces[i].level >= _SENTENCE and fits_new_piece and not pieces[i].cuts_start:
             chosen = i
     return chosen
 

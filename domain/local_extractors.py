@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
+from domain.subjects import Subject, speaker_is_subject
+
 Extraction = dict[str, list[dict[str, Any]]]
 
 MIN_WORDS = 4
@@ -167,6 +169,8 @@ _CONTINUES = _words(
     "esta$"
 )
 _SPEAKER_LABEL = re.compile(r"\s*([A-ZÀ-Ý][\w'’.-]*(?: [A-ZÀ-Ý][\w'’.-]*){0,3}):\s+")
+# Any "Name: " opening; taken as a label only when it names the subject ("Marta da Silva").
+_ANY_LABEL = re.compile(r"\s*([^\s:][^:\n]{0,99}?):\s+")
 _INTERVIEWERS = _word_set(
     "interviewer entrevistador entrevistadora q p host question pergunta moderator moderador "
     "moderadora reporter repórter journalist jornalista apresentador apresentadora"
@@ -255,20 +259,57 @@ def _word_count(text: str) -> int:
     return len(re.findall(r"\w+", text))
 
 
-def _segment(text: str, *, split_contrasts: bool) -> list[_Clause]:
-    """The interviewee's non-question clauses; headings and interviewer turns are dropped."""
+class _Turns:
+    """Whose words a line holds. Without a subject, everyone's but the interviewers'; with
+    one, only the subject's: any other speaker is context, and so is unlabelled text before
+    the chunk's first label, unless the prompt named the speaker the chunk opens with (a
+    chunk without any label is the subject's own text: an essay, a diary)."""
+
+    def __init__(self, text: str, subject: Subject | None) -> None:
+        self.subject = subject
+        self._known: dict[str, bool] = {}
+        self.unlabelled = subject is not None and not any(
+            self.label(line) for _, line in _lines(text))
+
+    def label(self, line: str) -> tuple[str, int] | None:
+        """(speaker, end of the label) when the line opens with "Name: "."""
+        if self.subject is not None:
+            broad = _ANY_LABEL.match(line)
+            if broad and self.is_subject(broad.group(1)):
+                return broad.group(1), broad.end()
+        label = _SPEAKER_LABEL.match(line)
+        return (label.group(1), label.end()) if label else None
+
+    def is_subject(self, speaker: str) -> bool:
+        if speaker not in self._known:
+            self._known[speaker] = self.subject is not None and speaker_is_subject(
+                speaker, self.subject)
+        return self._known[speaker]
+
+    def is_context(self, speaker: str | None) -> bool:
+        if self.subject is None:
+            return speaker is not None and speaker.lower() in _INTERVIEWERS
+        if speaker is None:
+            return not self.unlabelled
+        return not self.is_subject(speaker)
+
+
+def _segment(text: str, *, split_contrasts: bool, subject: Subject | None = None,
+             opening_speaker: str | None = None) -> list[_Clause]:
+    """The interviewee's (the subject's) non-question clauses; headings and the interviewer's
+    (the other speakers') turns are dropped, and so are the speaker labels."""
     clauses: list[_Clause] = []
-    speaker: str | None = None
+    turns = _Turns(text, subject)
+    speaker: str | None = opening_speaker if subject is not None else None
     question: str | None = None
     for paragraph, (offset, line) in enumerate(_lines(text)):
         if not line.strip() or _HEADING.match(line):
             continue
         body_start = 0
-        label = _SPEAKER_LABEL.match(line)
+        label = turns.label(line)
         if label:
-            speaker, body_start = label.group(1), label.end()
-        interviewer = speaker is not None and speaker.lower() in _INTERVIEWERS
-        if interviewer:
+            speaker, body_start = label
+        if turns.is_context(speaker):
             question = " ".join(line[body_start:].split())
             continue
         for rel_start, rel_end in _sentence_spans(line[body_start:]):
@@ -434,11 +475,14 @@ def _insight(reading: _Reading, speaker: str | None, language: str) -> str:
 
 
 # ------------------------------------------------------------------------------ extractors
-def extract_fast(text: str) -> Extraction:
-    """One direct-quote fragment per evaluative, or first-person and on-topic, sentence."""
+def extract_fast(text: str, *, subject: Subject | None = None,
+                 opening_speaker: str | None = None) -> Extraction:
+    """One direct-quote fragment per evaluative, or first-person and on-topic, sentence (of
+    the subject's turns when a subject is given)."""
     language = detect_language(text)
     fragments: list[dict[str, Any]] = []
-    for clause in _segment(text, split_contrasts=False):
+    for clause in _segment(text, split_contrasts=False, subject=subject,
+                           opening_speaker=opening_speaker):
         quote = text[clause.start : clause.end]
         if _word_count(quote) < FAST_MIN_WORDS:
             continue
@@ -465,11 +509,15 @@ def extract_fast(text: str) -> Extraction:
     return {"fragments": fragments}
 
 
-def extract_thorough(text: str) -> Extraction:
-    """Cause→effect groups split at contrasts, with subcategories, types, tags and scores."""
+def extract_thorough(text: str, *, subject: Subject | None = None,
+                     opening_speaker: str | None = None) -> Extraction:
+    """Cause→effect groups split at contrasts, with subcategories, types, tags and scores (of
+    the subject's turns when a subject is given)."""
     language = detect_language(text)
     fragments: list[dict[str, Any]] = []
-    for group in _groups(text, _segment(text, split_contrasts=True)):
+    clauses = _segment(text, split_contrasts=True, subject=subject,
+                       opening_speaker=opening_speaker)
+    for group in _groups(text, clauses):
         first, last = group[0], group[-1]
         quote = text[first.start : last.end]
         reading = _classify(quote, language)
@@ -494,16 +542,17 @@ def extract_thorough(text: str) -> Extraction:
     return {"fragments": fragments}
 
 
-EXTRACTORS: dict[str, Callable[[str], Extraction]] = {
+EXTRACTORS: dict[str, Callable[..., Extraction]] = {
     "rules-fast": extract_fast,
     "rules-thorough": extract_thorough,
 }
 
 
-def extract(name: str, text: str) -> Extraction:
-    """Run the named local extractor over `text`."""
+def extract(name: str, text: str, *, subject: Subject | None = None,
+            opening_speaker: str | None = None) -> Extraction:
+    """Run the named local extractor over `text`; with a subject, over the subject's words."""
     try:
         extractor = EXTRACTORS[name]
     except KeyError:
         raise ValueError(f"unknown local extractor {name!r}; known: {sorted(EXTRACTORS)}") from None
-    return extractor(text)
+    return extractor(text, subject=subject, opening_speaker=opening_speaker)

@@ -17,11 +17,14 @@ same text always gets the same verdict, and the model's own claim is never consu
   two fragments ("tired, but happy with my life" is one claim).
 - `span_starts_mid_clause` / `span_ends_mid_clause`: with the source and span given, the span
   starts or ends inside a clause (e.g. mid-sentence after a plain word, or inside a word).
+- `mixes speakers: A, B`: with the speakers whose turns the span overlaps given (a
+  transcript), two or more of them: one MIU holds one person's words.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 _WORDS = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*")
@@ -139,18 +142,28 @@ def lint_fragment(
     language: str,
     source: str | None = None,
     span: tuple[int, int] | None = None,
+    speakers: Sequence[str] = (),
 ) -> MiuCheck:
-    """Lint a fragment's text; with `source` and `span`, also lint where the span sits."""
+    """Lint a fragment's text; with `source` and `span`, also lint where the span sits; with
+    `speakers` (those whose turns the span overlaps), flag a span mixing two or more."""
     markers = _markers_for(language)
     completeness = _completeness_reasons(text, _words(text), markers)
     boundaries = _contrast_reasons(text, markers)
     if source is not None and span is not None:
         boundaries += _span_reasons(source, span)
+    distinct = list(dict.fromkeys(speakers))
+    if len(distinct) > 1:
+        boundaries.append(mixes_speakers_reason(distinct))
     return MiuCheck(
         is_complete=not completeness,
         has_clean_boundaries=not boundaries,
         reasons=tuple(completeness + boundaries),
     )
+
+
+def mixes_speakers_reason(speakers: Sequence[str]) -> str:
+    """The lint reason for a span over several speakers' turns: "mixes speakers: A, B"."""
+    return "mixes speakers: " + ", ".join(speakers)
 
 
 def _words(text: str) -> list[str]:

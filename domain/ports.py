@@ -18,6 +18,7 @@ from types import TracebackType
 from typing import Any, Protocol, TypeVar
 
 from domain.calibration import CalibrationPair
+from domain.documents import ContentFormat, ConvertedDocument, Segment
 from domain.errors import FieldIssue
 from domain.evaluation import QualityPolicy
 from domain.events import EventBus
@@ -27,6 +28,7 @@ from domain.optimizer import Candidate
 from domain.preflight import WorkerReach
 from domain.reference_import import ReferenceFragmentData
 from domain.sources import SourceData
+from domain.subjects import Subject
 
 __all__ = [
     "BatchRecord", "BudgetRepository", "BudgetView", "CalibrationRepository",
@@ -124,6 +126,7 @@ class Settings(Protocol):
     run_failed_chunk_share: float
     answer_retention_days: int
     max_reference_import_bytes: int
+    max_upload_bytes: int
 
     @property
     def api_base_allow_list(self) -> tuple[str, ...]:
@@ -144,6 +147,7 @@ class SourceRepository(Protocol):
     async def require(self, source_id: int, path: tuple[str, ...] = ("id",)) -> Any: ...
     async def get_many(self, ids: list[int], *, with_content: bool = True) -> dict[int, Any]: ...
     async def get_by_code(self, code: str) -> Any: ...
+    async def get_by_original(self, sha256: str) -> Any: ...
     async def add(self, data: SourceData, prefix: tuple[str, ...] = ("input",)) -> Any: ...
     async def import_issues(self, items: list[tuple[int, SourceData]]) -> list[FieldIssue]: ...
     async def add_all(self, items: list[SourceData]) -> list[Any]: ...
@@ -278,6 +282,14 @@ class GraphRepository(Protocol):
                               notes: str | None) -> list[Any]: ...
 
 
+class SegmentRepository(Protocol):
+    async def add(self, source_id: int, segments: Sequence[Segment]) -> None: ...
+    async def replace(self, source_id: int, segments: Sequence[Segment]) -> None: ...
+    async def of_source(self, source_id: int) -> list[Segment]: ...
+    async def of_sources(self, source_ids: Sequence[int]) -> dict[int, list[Segment]]: ...
+    async def speaker_labels(self, source_id: int) -> list[str]: ...
+
+
 class ReferenceRepository(Protocol):
     """People's own reference fragments (reference_fragments), keyed by (source, file id)."""
 
@@ -335,6 +347,8 @@ class UnitOfWork(Protocol):
     @property
     def reference(self) -> ReferenceRepository: ...
     @property
+    def segments(self) -> SegmentRepository: ...
+    @property
     def settings_store(self) -> SettingsRepository: ...
     @property
     def keys(self) -> KeyRepository: ...
@@ -391,7 +405,8 @@ class Forecaster(Protocol):
     (workers/forecast.py over LiteLLM, imported on the first estimate)."""
 
     def prompt_tokens(self, model: ModelSpec, max_tokens: int, *, content: str,
-                      language: str, source_type: str) -> list[int]:
+                      language: str, source_type: str, segments: Sequence[Segment] = (),
+                      subject: Subject | None = None) -> list[int]:
         """The prompt tokens of each call the pipeline makes for one source (one a chunk),
         chunked and prompted exactly as the pipeline does."""
         ...
@@ -399,6 +414,21 @@ class Forecaster(Protocol):
     def pricing(self, model: ModelSpec, *, batch: bool) -> Pricing:
         """The model's rates (batch rates too in BATCH mode) and the prompt-prefix tokens its
         provider serves from its cache (0 where it does not cache)."""
+        ...
+
+
+class FileConverter(Protocol):
+    """Reads a file or a text in one of the supported formats into a normalised text and its
+    segment map (workers/converters/ over maintained libraries)."""
+
+    def detect(self, data: bytes, file_name: str | None = None) -> ContentFormat | None:
+        """The format the bytes are in (by their signature, then the name), None if unknown."""
+        ...
+
+    def convert(self, data: bytes, fmt: ContentFormat, *,
+                file_name: str | None = None) -> ConvertedDocument:
+        """The document in `data`, read as `fmt`; raises domain.documents.ConversionError
+        (a message safe for a client) for a corrupt, mismatched, empty or oversize file."""
         ...
 
 
@@ -415,3 +445,4 @@ class Ports:
     clock: Clock
     prices: PriceCatalog
     forecaster: Forecaster | None = None
+    converter: FileConverter | None = None

@@ -26,7 +26,8 @@ from typing import Any
 from domain.batching import provider_of
 from domain.chunking import estimate_tokens
 from domain.model import SourceType
-from domain.prompt import SYSTEM_PROMPT, build_messages
+from domain.prompt import ALIASES_MAX_CHARS, SUBJECT_ALIASES, SYSTEM_PROMPT, build_messages
+from domain.subjects import NAME_MAX, Subject
 
 # A worker heartbeats every HEARTBEAT_SECONDS; three missed beats and it is presumed gone.
 HEARTBEAT_SECONDS = 10.0
@@ -149,10 +150,14 @@ def key_problem(model: Any, workers: Sequence[WorkerReach]) -> str | None:
 def prompt_tokens() -> int:
     """The prompt around a chunk (system prompt and the user message's framing), estimated
     as the pipeline plans chunks (about four characters a token), for the longest source
-    type and language tag."""
+    type and language tag and the longest subject framing (a name and an opening speaker of
+    NAME_MAX characters that JSON escapes to twice their length, aliases at their cap)."""
     longest = max((t.value for t in SourceType), key=len)
-    framing = build_messages("", language=_LONGEST_LANGUAGE, source_type=longest)[1]
-    return estimate_tokens(SYSTEM_PROMPT) + estimate_tokens(framing["content"])
+    worst = '"' * NAME_MAX
+    framing = build_messages("", language=_LONGEST_LANGUAGE, source_type=longest,
+                             subject=Subject(worst), opening_speaker=worst)[1]
+    aliases = estimate_tokens("x" * (len(SUBJECT_ALIASES) + ALIASES_MAX_CHARS))
+    return estimate_tokens(SYSTEM_PROMPT) + estimate_tokens(framing["content"]) + aliases
 
 
 def context_problem(model: Any, max_output: int, prompt: int | None = None) -> str | None:

@@ -8,8 +8,10 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from domain.documents import ContentFormat, Segment, SegmentKind
 from domain.errors import FieldIssue, InvalidInput
 from domain.model import ExtractionPriority, SourceQuality, SourceType
+from domain.subjects import Subject, subject_speakers, validate_subject
 
 SOURCE_CODE_RE = re.compile(r"^[A-Z0-9][A-Z0-9_.-]{1,63}$")
 LANGUAGE_RE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
@@ -43,6 +45,23 @@ class SourceData:
     url: str | None
     source_date: date | None
     notes: str | None
+    subject: Subject | None = None
+    content_format: ContentFormat = ContentFormat.TEXT
+    segments: tuple[Segment, ...] = ()
+    original_file_name: str | None = None
+    original_sha256: str | None = None
+    original_bytes: int | None = None
+    conversion_notes: tuple[str, ...] = ()
+
+    @property
+    def speakers(self) -> tuple[str, ...]:
+        """The speaker labels of the source's turns, in order of first appearance."""
+        return speaker_labels(self.segments)
+
+    @property
+    def subject_speakers(self) -> tuple[str, ...]:
+        """The speaker labels that are the subject's."""
+        return subject_speakers(self.speakers, self.subject)
 
     @property
     def content_sha256(self) -> str:
@@ -65,6 +84,20 @@ def content_hash(content: str) -> str:
 def count_words(text: str) -> int:
     """Words as runs of letters/digits, contractions and hyphenated words counting once."""
     return len(_WORD_RE.findall(text))
+
+
+def stored_subject(name: str | None, aliases: Any) -> Subject | None:
+    """The subject of a stored source (its `subject_name` and `subject_aliases` columns)."""
+    return Subject(name, tuple(aliases or ())) if name else None
+
+
+def speaker_labels(segments: tuple[Segment, ...] | list[Segment]) -> tuple[str, ...]:
+    """Distinct speakers of the TURN segments (else of the CUE segments), in order."""
+    for kind in (SegmentKind.TURN, SegmentKind.CUE):
+        labels = dict.fromkeys(s.speaker for s in segments if s.kind is kind and s.speaker)
+        if labels:
+            return tuple(label for label in labels if label)
+    return ()
 
 
 def search_config_for(language: str) -> str:
@@ -163,6 +196,7 @@ def validate_new_source(raw: dict[str, Any], limits: SourceLimits,
     url = _text(raw.get("url"), (*prefix, "url"), issues, required=False, max_len=URL_MAX)
     check_url(url, (*prefix, "url"), issues)
     notes = _text(raw.get("notes"), (*prefix, "notes"), issues, required=False, max_len=NOTES_MAX)
+    subject = _subject(raw.get("subject"), (*prefix, "subject"), issues)
     if issues:
         raise InvalidInput(issues)
     return SourceData(
@@ -179,7 +213,16 @@ def validate_new_source(raw: dict[str, Any], limits: SourceLimits,
         url=url,
         source_date=raw.get("source_date"),
         notes=notes,
+        subject=subject,
     )
+
+
+def _subject(raw: Any, path: tuple[str, ...], issues: list[FieldIssue]) -> Subject | None:
+    try:
+        return validate_subject(raw, path)
+    except InvalidInput as exc:
+        issues.extend(exc.issues)
+        return None
 
 
 def validate_source_changes(raw: dict[str, Any], limits: SourceLimits,
@@ -228,6 +271,9 @@ def validate_source_changes(raw: dict[str, Any], limits: SourceLimits,
                 changes[key] = enum_cls(raw[key]).value
     if "source_date" in raw:
         changes["source_date"] = raw["source_date"]
+    if "subject" in raw:
+        # None clears the subject; the service derives the subject's speaker labels.
+        changes["subject"] = _subject(raw["subject"], (*prefix, "subject"), issues)
     if issues:
         raise InvalidInput(issues)
     return changes

@@ -5,11 +5,15 @@ imported on the first count, never when the API starts."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+from domain.documents import Segment
 from domain.forecast import Pricing, cacheable_prefix
 from domain.llm import ModelSpec
-from domain.prompt import SYSTEM_PROMPT, build_messages
+from domain.locations import SegmentIndex
+from domain.prompt import SYSTEM_PROMPT
+from domain.subjects import Subject
 
 # Providers that cache a repeated prompt prefix on their own (OpenAI and the providers
 # following it, Gemini's implicit caching); Anthropic's models cache only the prefix the
@@ -27,14 +31,18 @@ class LiteLLMForecaster:
         self.client = LiteLLMClient(settings.batch_discount_map)
 
     def prompt_tokens(self, model: ModelSpec, max_tokens: int, *, content: str,
-                      language: str, source_type: str) -> list[int]:
-        from workers.pipeline import plan_chunks
+                      language: str, source_type: str, segments: Sequence[Segment] = (),
+                      subject: Subject | None = None) -> list[int]:
+        from workers.pipeline import chunk_messages, plan_chunks
 
         counts = []
+        layout = SegmentIndex(content, segments) if segments else None
         for chunk in plan_chunks(content, model, max_tokens,
                                  chunk_max_tokens=self.settings.chunk_max_tokens,
-                                 chunk_overlap_tokens=self.settings.chunk_overlap_tokens):
-            messages = build_messages(chunk.text, language=language, source_type=source_type)
+                                 chunk_overlap_tokens=self.settings.chunk_overlap_tokens,
+                                 layout=layout):
+            messages = chunk_messages(chunk, language=language, source_type=source_type,
+                                      layout=layout, subject=subject)
             # As Pipeline._call counts a prompt before reserving it.
             counts.append(self.client.count_tokens(
                 model, "\n".join(m["content"] for m in messages)))

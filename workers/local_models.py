@@ -12,7 +12,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from domain.local_extractors import EXTRACTORS, extract
-from domain.prompt import source_text_of
+from domain.prompt import source_text_of, subject_of
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -89,7 +89,10 @@ def _answer(model: str, messages: list[dict[str, Any]], response: ModelResponse)
     source = source_text_of(flat)
     if source is None:
         source = next((m["content"] for m in reversed(flat) if m["role"] == "user"), "")
-    content = json.dumps(extract(name, source), ensure_ascii=False)
+    # As a real model would: with a subject named, only the subject's turns are material.
+    subject, opening = subject_of(flat)
+    answer = extract(name, source, subject=subject, opening_speaker=opening)
+    content = json.dumps(answer, ensure_ascii=False)
     response.choices[0].message.content = content
     response.choices[0].finish_reason = "stop"
     response.model = f"{PROVIDER}/{name}"

@@ -48,10 +48,12 @@ from domain.llm import (
     ModelSpec,
     TransientModelError,
 )
+from domain.locations import SegmentIndex
 from domain.model import FINISHED_RUN, JobKind
 from domain.parsing import FRAGMENTS_JSON_SCHEMA, AnswerFormatError, ParsedAnswer, parse_answer
 from domain.prompt import build_messages, build_repair_messages
 from domain.services import quality
+from domain.subjects import Subject
 from workers.limits import LEASE_MARGIN_S, ModelLimiter, Permit, limiter_for
 
 log = logging.getLogger("mmos.pipeline")
@@ -66,15 +68,28 @@ PROMPT_OVERHEAD_TOKENS = 800
 
 
 def plan_chunks(content: str, spec: ModelSpec, max_tokens: int, *, chunk_max_tokens: int,
-                chunk_overlap_tokens: int) -> list[Chunk]:
-    """The chunks a run of `spec` makes of `content` (the forecast plans the same ones)."""
+                chunk_overlap_tokens: int, layout: SegmentIndex | None = None) -> list[Chunk]:
+    """The chunks a run of `spec` makes of `content` (the forecast plans the same ones): no
+    boundary inside a transcript cue, turns preferred as boundaries."""
     room = spec.context_window - max_tokens - PROMPT_OVERHEAD_TOKENS
     budget = max(100, min(chunk_max_tokens, room))
     # Chunks are planned with the cheap estimate (about 4 characters a token): thousands of
     # tokenizer calls per long source would cost more than they buy, since chunk budgets
     # sit far below context windows. Reservations still count each prompt exactly.
     return chunk_text(content, max_tokens=budget,
-                      overlap_tokens=min(chunk_overlap_tokens, budget // 4))
+                      overlap_tokens=min(chunk_overlap_tokens, budget // 4),
+                      protected=layout.cue_spans() if layout else (),
+                      strong=layout.turn_starts() if layout else ())
+
+
+def chunk_messages(chunk: Chunk, *, language: str, source_type: str,
+                   layout: SegmentIndex | None, subject: Subject | None
+                   ) -> list[dict[str, str]]:
+    """The messages of one chunk's call: the subject named, and who is speaking where the
+    chunk opens mid-turn (the forecast counts the same messages)."""
+    opening = layout.opening_speaker(chunk.start) if layout else None
+    return build_messages(chunk.text, language=language, source_type=source_type,
+                          subject=subject, opening_speaker=opening)
 
 
 class BudgetPause(Exception):
@@ -375,7 +390,8 @@ class Pipeline:
     def _chunks(self, ctx: RunContext) -> list[Chunk]:
         return plan_chunks(ctx.source.content, spec_of(ctx.model), self._max_tokens(ctx),
                            chunk_max_tokens=self.settings.chunk_max_tokens,
-                           chunk_overlap_tokens=self.settings.chunk_overlap_tokens)
+                           chunk_overlap_tokens=self.settings.chunk_overlap_tokens,
+                           layout=ctx.layout)
 
     def _max_tokens(self, ctx: RunContext) -> int:
         return min(ctx.model.max_output_tokens, self.settings.max_output_tokens)
@@ -514,8 +530,9 @@ class Pipeline:
 
     @staticmethod
     def _messages(ctx: RunContext, chunk: Chunk) -> list[dict[str, str]]:
-        return build_messages(chunk.text, language=ctx.source.language,
-                              source_type=ctx.source.source_type)
+        return chunk_messages(chunk, language=ctx.source.language,
+                              source_type=ctx.source.source_type, layout=ctx.layout,
+                              subject=ctx.subject)
 
     def _request(self, ctx: RunContext, messages: list[dict[str, str]]) -> ModelRequest:
         return ModelRequest(model=spec_of(ctx.model), messages=messages,
@@ -710,6 +727,7 @@ class Pipeline:
                   ordinal: int) -> list[PreparedFragment]:
         return prepare_fragments(ctx.source.content, chunk, parsed.fragments,
                                  language=ctx.source.language, start_ordinal=ordinal,
+                                 segments=ctx.layout,
                                  answer_notes=parsed.notes)
 
     async def _split(self, ctx: RunContext, chunk: Chunk, flags: _Flags, result: _ChunkResult,

@@ -8,7 +8,7 @@ from typing import TypedDict
 _HERE = Path(__file__).resolve().parent
 
 
-class Sample(TypedDict):
+class Sample(TypedDict, total=False):
     """One demo source; keys match the GraphQL `createSource` input fields."""
 
     sourceCode: str
@@ -17,6 +17,8 @@ class Sample(TypedDict):
     language: str
     author: str
     content: str
+    contentFormat: str
+    subject: dict[str, object]
 
 
 # (file, source code, language, author): the title is the file's first "# " heading.
@@ -34,8 +36,13 @@ def _split_title(markdown: str) -> tuple[str, str]:
     return first[2:].strip(), rest.strip("\n") + "\n"
 
 
+# A transcript: WebVTT with two labelled speakers; the guest is the clone's subject.
+TRANSCRIPT = ("podcast_en.vtt", "DEMO_POD_EN_001", "Long Spans, episode 12: the mistake notebook",
+              "Margaret Lindqvist")
+
+
 def load_samples() -> list[Sample]:
-    """The demo sources, in a fixed order (English first)."""
+    """The demo interviews (plain text), in a fixed order (English first)."""
     samples: list[Sample] = []
     for filename, code, language, author in _CATALOG:
         markdown = (_HERE / filename).read_text(encoding="utf-8")
@@ -51,3 +58,12 @@ def load_samples() -> list[Sample]:
             )
         )
     return samples
+
+
+def load_transcript() -> Sample:
+    """The demo podcast transcript (WebVTT), with its subject."""
+    filename, code, title, subject = TRANSCRIPT
+    return Sample(
+        sourceCode=code, title=title, sourceType="podcast", language="en", author=subject,
+        content=(_HERE / filename).read_text(encoding="utf-8"), contentFormat="VTT",
+        subject={"name": subject, "aliases": ["Margaret"]})

@@ -10,7 +10,9 @@ import strawberry
 from api.errors import Conflict, NotFound, ValidationError, as_payload
 from api.ids import parse_id, to_global
 from api.types.enums import ExtractionPriority, SourceQuality, SourceType
+from api.types.segments import ContentFormat, SubjectInput, subject_raw
 from api.types.source import Source
+from domain import documents as d
 from domain import model as m
 from domain.errors import DomainError
 from domain.services import sources
@@ -29,6 +31,13 @@ class CreateSourceInput:
     url: str | None = None
     source_date: dt.date | None = None
     notes: str | None = None
+    content_format: ContentFormat = strawberry.field(
+        default=d.ContentFormat.TEXT,
+        description="How `content` is written: TEXT (kept as given), MARKDOWN, VTT, SRT or "
+                    "HTML (read into a normalised text with its segment map). Files of any "
+                    "format go to POST /sources/upload.")
+    subject: SubjectInput | None = strawberry.field(
+        default=None, description="The person the clone is about (name and aliases).")
 
 
 @strawberry.input
@@ -45,6 +54,13 @@ class UpdateSourceInput:
     url: str | None = strawberry.UNSET
     source_date: dt.date | None = strawberry.UNSET
     notes: str | None = strawberry.UNSET
+    content_format: ContentFormat | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="The format of new `content` (TEXT when omitted); its segments replace "
+                    "the old ones.")
+    subject: SubjectInput | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="A new subject; null clears it. Matched against the source's speakers.")
 
 
 @strawberry.input
@@ -110,6 +126,8 @@ def _raw(data: CreateSourceInput) -> dict[str, Any]:
         "url": data.url,
         "source_date": data.source_date,
         "notes": data.notes,
+        "content_format": data.content_format,
+        "subject": subject_raw(data.subject),
     }
 
 
@@ -131,6 +149,10 @@ class SourceMutations:
             source_id = parse_id(input.id, "Source", ("input", "id"))
             raw = {key: value for key, value in vars(input).items()
                    if key != "id" and value is not strawberry.UNSET}
+            if "subject" in raw:
+                raw["subject"] = subject_raw(raw["subject"])
+            if raw.get("content_format", ...) is None:
+                raw.pop("content_format")
             row = await sources.update_source(info.context.runtime.ports, source_id, raw)
             return UpdateSourcePayload(source=Source.from_row(row))
         except DomainError as exc:

@@ -29,6 +29,7 @@ from api.types.enums import (
 )
 from api.types.enums import VerificationStatus as VerificationStatusEnum
 from api.types.nodes import node_class, source_node
+from api.types.segments import FragmentLocation, location_of
 from db.answers import failed_chunks_of_run
 from db.fragments import FRAGMENT_KEYS, FragmentFilterSpec, is_fragment_row, list_fragments
 from db.graph import (
@@ -421,6 +422,15 @@ class Fragment(relay.Node):
         description="What was coerced to read this fragment from the model's answer (a "
                     "fenced block, a number given as text, a Portuguese category, a missing "
                     "quote…); empty when the answer was read as asked.")
+    speaker: str | None = strawberry.field(
+        description="Who speaks where the span starts (transcripts with labelled speakers).")
+    mixes_speakers: bool = strawberry.field(
+        description="The span runs over turns of two or more speakers (MIU lint).")
+    page_first: strawberry.Private[int | None]
+    page_last: strawberry.Private[int | None]
+    time_start_ms: strawberry.Private[int | None]
+    time_end_ms: strawberry.Private[int | None]
+    chapter: strawberry.Private[str | None]
     verification_status: VerificationStatusEnum
     verified_by: str | None = strawberry.field(description="Who made the last verification "
                                                            "decision.")
@@ -443,6 +453,11 @@ class Fragment(relay.Node):
         for name, members in _FRAGMENT_ENUMS:
             values[name] = members[values[name]]
         return cls(**values)
+
+    @strawberry.field(description="Where the span came from: pages, time range, speaker, "
+                                  "chapter (null when the source has no segments there).")
+    def location(self) -> FragmentLocation | None:
+        return location_of(self)
 
     @strawberry.field(description="The fragment as the model sent it, unknown fields and raw "
                                   "labels included, when something of it was coerced (see "
@@ -533,6 +548,12 @@ class FragmentFilter:
     max_confidence: float | None = None
     tags: list[str] | None = strawberry.field(default=None,
                                               description="Fragments carrying any of these tags.")
+    speakers: list[str] | None = strawberry.field(
+        default=None, description="Fragments whose span starts in a turn of any of these "
+                                  "speakers (labels as in Source.speakers).")
+    subject_only: bool = strawberry.field(
+        default=False, description="Only fragments wholly in the subject's own turns (none "
+                                   "for a source without a subject or labelled speakers).")
 
     def to_spec(self) -> FragmentFilterSpec:
         """The validated filter; bad IDs and out-of-range bounds are field errors."""
@@ -553,6 +574,12 @@ class FragmentFilter:
             issues.append(FieldIssue(("filter", "tags"), f"may name at most {MAX_FILTER_TAGS}"))
         if any("\x00" in tag or not _encodable(tag) for tag in tags):
             issues.append(FieldIssue(("filter", "tags"), "must be valid text without NUL"))
+        speakers = [" ".join(name.split())[:200] for name in self.speakers or []]
+        if len(speakers) > MAX_FILTER_TAGS:
+            issues.append(FieldIssue(("filter", "speakers"),
+                                     f"may name at most {MAX_FILTER_TAGS}"))
+        if any("\x00" in name or not _encodable(name) for name in speakers):
+            issues.append(FieldIssue(("filter", "speakers"), "must be valid text without NUL"))
         if issues:
             raise InvalidInput(issues)
         return FragmentFilterSpec(
@@ -566,7 +593,7 @@ class FragmentFilter:
             is_complete=self.is_complete, has_clean_boundaries=self.has_clean_boundaries,
             min_relevance=self.min_relevance, max_relevance=self.max_relevance,
             min_confidence=self.min_confidence, max_confidence=self.max_confidence,
-            tags=tags or None)
+            tags=tags or None, speakers=speakers or None, subject_only=self.subject_only)
 
 
 def _encodable(text: str) -> bool:

@@ -25,9 +25,20 @@ from api.types.optimization import source_comparison, source_sweet_spot
 from api.types.processing import fragments_of_source
 from api.types.reference import ReferenceFragmentConnection, reference_of_source
 from api.types.review import FragmentSpan, ModelRuns, model_runs_of, spans_of_source
+from api.types.segments import (
+    ContentFormat,
+    SegmentKind,
+    SourceSegmentConnection,
+    SpeakerSummary,
+    Subject,
+    segments_of_source,
+    speakers_of_source,
+    subject_of,
+)
 from db.sources import SourceFilter as SourceFilterSpec
 from db.sources import SourceRepository
 from db.tables import SourceRow
+from domain import documents as d
 from domain import model as m
 
 if TYPE_CHECKING:
@@ -65,10 +76,22 @@ class Source(relay.Node):
     url: str | None
     source_date: dt.date | None
     notes: str | None
+    content_format: ContentFormat = strawberry.field(
+        description="How the content arrived; `content` is always the normalised text every "
+                    "offset refers to.")
+    original_file_name: str | None = strawberry.field(description="The uploaded file's name.")
+    original_sha256: str | None = strawberry.field(
+        description="sha256 of the uploaded file's bytes.")
+    original_bytes: int | None = strawberry.field(description="The uploaded file's size.")
+    conversion_notes: list[str] = strawberry.field(
+        description="What reading the file did: running headers dropped, words joined…")
+    subject: Subject | None = strawberry.field(
+        description="The person the clone is about; other speakers' turns are context.")
     created_at: dt.datetime
     updated_at: dt.datetime
     # The text when the row carried it (see _content).
     loaded_content: strawberry.Private[str | None] = None
+    subject_speakers: strawberry.Private[tuple[str, ...]] = ()
 
     @classmethod
     def from_row(cls, row: SourceRow) -> Source:
@@ -89,6 +112,13 @@ class Source(relay.Node):
             url=row.url,
             source_date=row.source_date,
             notes=row.notes,
+            content_format=d.ContentFormat(row.content_format or "TEXT"),
+            original_file_name=row.original_file_name,
+            original_sha256=row.original_sha256,
+            original_bytes=row.original_bytes,
+            conversion_notes=list(row.conversion_notes or []),
+            subject=subject_of(row),
+            subject_speakers=tuple(row.subject_speakers or ()),
             created_at=row.created_at,  # type: ignore[arg-type]
             updated_at=row.updated_at,  # type: ignore[arg-type]
         )
@@ -113,6 +143,21 @@ class Source(relay.Node):
     async def fragment_spans(self, info: strawberry.Info,
                              run_ids: list[relay.GlobalID] | None = None) -> list[FragmentSpan]:
         return await spans_of_source(info, self.id, run_ids)
+
+    @strawberry.field(description="Where each character range of the text came from: pages, "
+                                  "cues, turns, chapters, headings, in text order (first ≤ "
+                                  "100; of `kinds` only, when given).")
+    async def segments(self, info: strawberry.Info, first: int | None = None,
+                       after: str | None = None,
+                       kinds: list[SegmentKind] | None = None) -> SourceSegmentConnection:
+        return await segments_of_source(info, self.id, await _content(self, info), first,
+                                        after, kinds)
+
+    @strawberry.field(description="Each speaker of the transcript, with turns and words, in "
+                                  "order of appearance (empty without labelled speakers).")
+    async def speakers(self, info: strawberry.Info) -> list[SpeakerSummary]:
+        return await speakers_of_source(info, self.id, self.subject_speakers,
+                                        await _content(self, info))
 
     @strawberry.field(description="Runs of this source per model, by model name.")
     async def runs_per_model(self, info: strawberry.Info) -> list[ModelRuns]:

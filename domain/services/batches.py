@@ -13,7 +13,7 @@ from domain.batching import BATCH_PROVIDERS, batch_provider, provider_of
 from domain.errors import Conflict, FieldIssue, InvalidInput
 from domain.ports import Settings, UnitOfWork
 from domain.preflight import ALIVE_SECONDS, context_problem, key_problem, prompt_tokens
-from domain.prompt import PROMPT_VERSION, prompt_hash
+from domain.prompt import PROMPT_VERSION, SUBJECT_PROMPT_VERSION, prompt_hash
 
 MODES = ("interactive", "batch")
 
@@ -86,7 +86,12 @@ async def create_batch(uow: UnitOfWork, settings: Settings, *, group_id: str, mo
                        extra_config: dict[str, Any] | None = None,
                        decisions: list[Any] | None = None, mode: str = "interactive") -> Any:
     """One batch of one model over the sources, with its frozen config snapshot."""
-    config = batch_config(settings, model, strategy, {**(extra_config or {}), "mode": mode})
+    extra = {**(extra_config or {}), "mode": mode}
+    if any(getattr(source, "subject_name", None) for source in sources):
+        # Some of its sources name a subject: their prompts carry the subject framing.
+        extra.update(subjectPromptVersion=SUBJECT_PROMPT_VERSION,
+                     subjectPromptHash=prompt_hash(subject_framing=True))
+    config = batch_config(settings, model, strategy, extra)
     return await uow.processing.create_batch(
         group_id=group_id, model=model, sources=sources, strategy=strategy, config=config,
         budget_usd=budget_usd, max_attempts=settings.job_max_attempts, decisions=decisions,

@@ -23,6 +23,7 @@ from domain.forecast import (
 )
 from domain.ports import Forecaster, Ports, UnitOfWork
 from domain.services.batches import checked_mode
+from domain.sources import stored_subject
 
 log = logging.getLogger("mmos.forecast")
 
@@ -82,12 +83,15 @@ async def model_forecast(ports: Ports, uow: UnitOfWork, row: Any, sources: Seque
     forecaster = _forecaster(ports)
     spec = uow.catalog.spec_of(row)
     max_tokens = min(row.max_output_tokens, ports.settings.max_output_tokens)
-    items = [(s.id or 0, s.source_type, s.content, s.language) for s in sources]
+    segments = await uow.segments.of_sources([s.id or 0 for s in sources])
+    items = [(s.id or 0, s.source_type, s.content, s.language, segments.get(s.id or 0, ()),
+              stored_subject(s.subject_name, s.subject_aliases)) for s in sources]
 
     def count() -> ModelForecast:
         calls = [SourceCalls(sid, kind, forecaster.prompt_tokens(
-            spec, max_tokens, content=content, language=language, source_type=kind))
-            for sid, kind, content, language in items]
+            spec, max_tokens, content=content, language=language, source_type=kind,
+            segments=layout, subject=subject))
+            for sid, kind, content, language, layout, subject in items]
         return forecast_model(row.name, calls, max_tokens=max_tokens,
                               pricing=forecaster.pricing(spec, batch=mode == "batch"),
                               capacity=_capacity(ports, row, workers), history=history)

@@ -93,6 +93,14 @@ class SourceRow:
     content_sha256: str = ""
     word_count: int = 0
     char_count: int = 0
+    content_format: str = "TEXT"
+    original_file_name: str | None = None
+    original_sha256: str | None = None
+    original_bytes: int | None = None
+    conversion_notes: list[str] = field(default_factory=list)
+    subject_name: str | None = None
+    subject_aliases: list[str] = field(default_factory=list)
+    subject_speakers: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not self.content:
@@ -319,6 +327,8 @@ class FakeState:
     unmeasured_samples: set[int] = field(default_factory=set)
     plan_samples: dict[tuple[str, str], tuple[list[Candidate], dict[str, frozenset[int]]]] = \
         field(default_factory=dict)
+    # each source's segment map
+    segments: dict[int, list[Any]] = field(default_factory=dict)
     # the fragment graph
     fragments: dict[int, FragmentRow] = field(default_factory=dict)
     tags: dict[str, TagRow] = field(default_factory=dict)
@@ -455,9 +465,22 @@ class FakeSourceRepository(_Repository):
             title=data.title, source_type=data.source_type.value, quality=data.quality.value,
             extraction_priority=data.extraction_priority.value, content=data.content,
             language=data.language, author=data.author, url=data.url,
-            source_date=data.source_date, notes=data.notes)
+            source_date=data.source_date, notes=data.notes,
+            content_format=data.content_format.value,
+            original_file_name=data.original_file_name, original_sha256=data.original_sha256,
+            original_bytes=data.original_bytes, conversion_notes=list(data.conversion_notes),
+            subject_name=data.subject.name if data.subject else None,
+            subject_aliases=list(data.subject.aliases) if data.subject else [],
+            subject_speakers=list(data.subject_speakers))
         self._state.sources[row.id or 0] = row
+        if data.segments:
+            self._state.segments[row.id or 0] = list(data.segments)
         return row
+
+    async def get_by_original(self, sha256: str) -> SourceRow | None:
+        self._call("get_by_original", sha256)
+        found = [row for row in self._state.sources.values() if row.original_sha256 == sha256]
+        return min(found, key=lambda row: row.id or 0) if found else None
 
     async def update(self, source_id: int, changes: dict[str, Any],
                      prefix: tuple[str, ...] = ("input",)) -> SourceRow:
@@ -1085,6 +1108,7 @@ class FakeUnitOfWork:
         self.settings_store = FakeSettingsRepository(self)
         self.keys = FakeKeyRepository(self)
         self.reference = FakeReferenceRepository(self)
+        self.segments = FakeSegmentRepository(self)
         self.calibration = FakeCalibrationRepository(self)
         self.workers = FakeWorkerRepository(self)
         self.forecasts = FakeForecastRepository(self)
@@ -1360,6 +1384,7 @@ class FakeSettings:
     run_failed_chunk_share: float = 0.5
     answer_retention_days: int = 90
     max_reference_import_bytes: int = 5 * 1024 * 1024
+    max_upload_bytes: int = 50 * 1024 * 1024
     # development's default (domain/api_bases.py): loopback and private ranges
     api_base_allow_list: tuple[str, ...] = DEVELOPMENT_ALLOW_LIST
     batch_discount_map: dict[str, Decimal] = field(default_factory=lambda: {
@@ -1374,7 +1399,7 @@ def make_ports(**overrides: Any) -> Ports:
     name (`max_import_items=2`); the factory takes its budget defaults from the settings, as
     the composition root does."""
     unknown = set(overrides) - _SETTING_NAMES - {"uow", "settings", "clock", "prices",
-                                                 "forecaster"}
+                                                 "forecaster", "converter"}
     if unknown:
         raise TypeError(f"make_ports got unknown overrides {sorted(unknown)}")
     settings = overrides.get("settings") or FakeSettings(
@@ -1388,7 +1413,7 @@ def make_ports(**overrides: Any) -> Ports:
     # follow the use cases and db/.
     return Ports(uow=cast(UnitOfWorkFactory, uow), settings=settings, clock=clock,
                  prices=overrides.get("prices") or FakePrices(),
-                 forecaster=overrides.get("forecaster"))
+                 forecaster=overrides.get("forecaster"), converter=overrides.get("converter"))
 
 
 def fakes_of(ports: Ports) -> FakeUnitOfWorkFactory:
@@ -1490,7 +1515,8 @@ class FakeForecaster:
     overhead: int = 300
 
     def prompt_tokens(self, model: ModelSpec, max_tokens: int, *, content: str,
-                      language: str, source_type: str) -> list[int]:
+                      language: str, source_type: str, segments: Sequence[Any] = (),
+                      subject: Any = None) -> list[int]:
         pieces = [content[i:i + self.chunk_chars]
                   for i in range(0, max(len(content), 1), self.chunk_chars)]
         return [self.overhead + len(piece) // 4 for piece in pieces]
@@ -1518,6 +1544,34 @@ class ReferenceRow:
         if name in values:
             return values[name]
         raise AttributeError(name)
+
+
+class FakeSegmentRepository(_Repository):
+    name = "segments"
+
+    async def add(self, source_id: int, segments: Sequence[Any]) -> None:
+        self._call("add", source_id, segments)
+        if segments:
+            self._state.segments.setdefault(source_id, []).extend(segments)
+
+    async def replace(self, source_id: int, segments: Sequence[Any]) -> None:
+        self._call("replace", source_id, segments)
+        self._state.segments[source_id] = list(segments)
+
+    async def of_source(self, source_id: int) -> list[Any]:
+        self._call("of_source", source_id)
+        return list(self._state.segments.get(source_id, []))
+
+    async def of_sources(self, source_ids: Sequence[int]) -> dict[int, list[Any]]:
+        self._call("of_sources", source_ids)
+        return {sid: list(self._state.segments[sid]) for sid in source_ids
+                if self._state.segments.get(sid)}
+
+    async def speaker_labels(self, source_id: int) -> list[str]:
+        self._call("speaker_labels", source_id)
+        from domain.sources import speaker_labels
+
+        return list(speaker_labels(self._state.segments.get(source_id, [])))
 
 
 class FakeReferenceRepository(_Repository):

@@ -15,10 +15,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 ASSIGNMENTS = textwrap.dedent("""
     from db import (answers, budget, calibration, catalog, forecast, graph, jobs, keys,
-                    performance, processing, reference, settings_store, sources, strategies,
-                    uow)
+                    performance, processing, reference, segments, settings_store, sources,
+                    strategies, uow)
     from domain import ports as p
     from workers import dispatch, gateway, prices
+    from workers import converters
     from workers import forecast as forecaster
     from workers.events import local, redis_streams
 
@@ -35,6 +36,8 @@ ASSIGNMENTS = textwrap.dedent("""
     def keys_(x: keys.KeyRepository) -> p.KeyRepository: return x
     def calibration_(x: calibration.CalibrationRepository) -> p.CalibrationRepository: return x
     def reference_(x: reference.ReferenceRepository) -> p.ReferenceRepository: return x
+    def segments_(x: segments.SegmentRepository) -> p.SegmentRepository: return x
+    def converters_(x: converters.Converters) -> p.FileConverter: return x
     def forecasts_(x: forecast.ForecastRepository) -> p.ForecastRepository: return x
     def forecaster_(x: forecaster.LiteLLMForecaster) -> p.Forecaster: return x
     def uow_(x: uow.SqlUnitOfWork) -> p.UnitOfWork: return x
