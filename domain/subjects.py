@@ -101,16 +101,20 @@ def speaker_is_subject(label: str, subject: Subject) -> bool:
     folded, whitespace collapsed, surrounding punctuation dropped, and a leading title (Dr,
     Dra, Prof, Mr, Mrs, Ms, Sr, Sra, with or without a dot) ignored. A label is the subject
     when its key equals the key of the name or of an alias, or when it is a single word equal
-    to the first word of the name ("Marta" for "Marta Silva"). Case never matters, so
-    "MARTA SILVA" and "MARTA" match too; "Silva" alone matches only as an alias.
+    to the first word of the name ("Marta" for "Marta Silva"), or when the name is a single
+    word equal to the label's first word (the label "Marta Silva" for the name "Marta"). Case
+    never matters, so "MARTA SILVA" and "MARTA" match too; "Silva" alone matches only as an
+    alias.
     """
     key = _key(label)
     if not key:
         return False
     if any(key == _key(name) for name in subject.names):
         return True
-    first = _key(subject.name).split(" ")[0]
-    return " " not in key and key == first
+    name = _key(subject.name)
+    if " " not in key:
+        return key == name.split(" ")[0]
+    return " " not in name and key.split(" ")[0] == name
 
 
 def subject_speakers(labels: Iterable[str], subject: Subject | None) -> tuple[str, ...]:

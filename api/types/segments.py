@@ -37,7 +37,8 @@ class Subject:
 
 @strawberry.input(description="The person the clone is about. Speaker labels match the name "
                               "or an alias ignoring case, accents and titles; a one-word "
-                              "label matches the name's first word.")
+                              "label matches the name's first word, and a one-word name the "
+                              "labels it opens.")
 class SubjectInput:
     name: str
     aliases: list[str] = strawberry.field(default_factory=list)

@@ -269,3 +269,22 @@ async def keep_forecasts(ports: Ports, uow: UnitOfWork, batch_ids: Sequence[int]
             await uow.forecasts.store(batch_id, forecast.to_record())
     except Exception:
         log.warning("no forecast kept for batches %s", list(batch_ids), exc_info=True)
+
+
+async def keep_step_forecasts(ports: Ports, batch_ids: Sequence[int]) -> None:
+    """Store the forecast of batches a strategy step created (their models over their
+    sources), as a start does for its first batches. Best effort, after the step's commit."""
+    if ports.forecaster is None or not batch_ids:
+        return
+    try:
+        async with ports.uow() as uow:
+            batches = await uow.processing.batches(list(batch_ids))
+            catalog = await uow.catalog.get_many(sorted({b.model_name for b in batches}))
+            of_batch = await uow.forecasts.batch_sources(list(batch_ids))
+            source_ids = sorted({sid for ids in of_batch.values() for sid in ids})
+            sources = list((await uow.sources.get_many(source_ids)).values())
+            for mode in sorted({b.mode for b in batches}):
+                await keep_forecasts(ports, uow, [b.id for b in batches if b.mode == mode],
+                                     catalog, sources, mode=mode)
+    except Exception:
+        log.warning("no forecast kept for batches %s", list(batch_ids), exc_info=True)

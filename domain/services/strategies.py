@@ -21,6 +21,7 @@ from domain.evaluation import by_price, policy_defaults, price_key
 from domain.optimizer import Candidate, threshold_for
 from domain.ports import Ports, Settings, UnitOfWork
 from domain.services.batches import checked_models, create_batch, refuse_busy
+from domain.services.forecast import keep_step_forecasts
 from domain.strategy import Plan, Step, StrategyName, first_step, make_plan, next_step
 
 log = logging.getLogger("mmos.strategy")
@@ -115,7 +116,10 @@ async def advance_strategy(ports: Ports, batch_id: int) -> list[int]:
         return created
 
     created = await ports.uow.retrying(work)
-    return [batch.batch_id for batch in created]
+    batch_ids = [batch.batch_id for batch in created]
+    # Each step's batches keep their forecast, as the first step's do (comparison).
+    await keep_step_forecasts(ports, batch_ids)
+    return batch_ids
 
 
 async def advance_stalled_strategies(ports: Ports, limit: int = 100) -> int:

@@ -59,6 +59,9 @@ async def test_progressive_stops_at_the_first_model_that_meets_the_bar(
     assert second["batchIds"] == [batches[-1].id]
     assert batches[-1].config["final"] is True
     assert batches[-1].decisions[0]["kind"] == "started"
+    # Every step's batch kept its forecast (its model over its sources), not only the first.
+    assert all(b.forecast and b.forecast["model"] == b.model_name for b in batches), [
+        b.forecast for b in batches]
 
 
 async def test_conservative_uses_the_cheapest_lower_bound_that_meets_the_bar(

@@ -70,7 +70,7 @@ async def plan_batches(runtime: Any, group_id: str) -> list[Any]:
     """The group's batches once its plan has taken its final step and everything ended."""
 
     async def settled() -> list[Any] | None:
-        found = await rows(runtime, "SELECT id, model_name, status, config, decisions"
+        found = await rows(runtime, "SELECT id, model_name, status, config, decisions, forecast"
                                     " FROM processing_batches WHERE group_id = :g ORDER BY id",
                            g=group_id)
         ended = all(b.status in ("completed", "failed", "cancelled") for b in found)

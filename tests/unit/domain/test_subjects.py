@@ -102,7 +102,8 @@ def test_a_single_word_name_and_accented_aliases() -> None:
     assert speaker_is_subject("JOAO", joao)
     assert speaker_is_subject("Pereira", joao)  # the alias without its title
     assert speaker_is_subject("Mr. João", joao)
-    assert not speaker_is_subject("João Pereira", joao)
+    assert speaker_is_subject("João Pereira", joao)  # a one-word name opens the label
+    assert not speaker_is_subject("Pedro João", joao)
 
 
 def test_subject_speakers_are_the_labels_as_given() -> None:
@@ -134,3 +135,11 @@ def test_subject_sentences_lie_wholly_inside_the_subject_s_turns() -> None:
     assert subject_sentences(sentences, turns) == (sentences[1], sentences[2], sentences[4])
     assert subject_sentences(sentences, []) == ()
     assert subject_sentences([], turns) == ()
+
+
+@pytest.mark.parametrize(("label", "expected"), [
+    ("Marta Silva", True), ("MARTA SOUZA", True), ("Dra. Marta Silva", True), ("Marta", True),
+    ("Rui Marta", False), ("Martinha Silva", False), ("Interviewer", False),
+])
+def test_a_one_word_name_matches_a_label_that_starts_with_it(label: str, expected: bool) -> None:
+    assert speaker_is_subject(label, Subject("Marta")) is expected
