@@ -216,9 +216,11 @@ def warm_up_model_client() -> None:
     """Load LiteLLM and its tokenizer (seconds of CPU) before the first job needs them: left
     to the first job, the import freezes the actors' event loop and its lease renewals."""
     from domain.llm import ModelSpec
+    from workers.litellm_loader import preload_provider_sdk
 
     model_client().count_tokens(ModelSpec(name="warm-up", litellm_model="gpt-4o-mini"),
                                 "warm-up")
+    preload_provider_sdk()
     # What the imports built (LiteLLM alone is about a million objects) lives as long as the
     # process: moved out of the collector's reach, full collections stop walking it, which
     # otherwise stalls the event loop for a quarter of a second every few hundred chunks.

@@ -4,6 +4,7 @@ MMOS's offline models registered. The only place that imports it (docs/ARCHITECT
 
 from __future__ import annotations
 
+import importlib
 import os
 from functools import cache
 from types import ModuleType
@@ -23,3 +24,10 @@ def load_litellm() -> ModuleType:
 
     register_local_models()
     return litellm
+
+
+def preload_provider_sdk() -> None:
+    """Import what the OpenAI SDK (LiteLLM's client for OpenAI-compatible providers) imports
+    on a client's first call: its resource modules, a third of a second of CPU. A worker does
+    it before consuming, so its first wave of calls does not pay for it while others wait."""
+    importlib.import_module("openai.resources")
