@@ -87,6 +87,31 @@ async def _print_reports(runtime: Container, source_ids: list[int], console: Con
         console.print(report.recommendation)
 
 
+def _clock(ms: int | None) -> str:
+    if ms is None:
+        return "?"
+    return f"{ms // 3_600_000:02d}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d}"
+
+
+async def _print_transcript(runtime: Container, source_id: int, batch_id: int,
+                            console: Console) -> None:
+    """A few of the transcript's subject-only fragments (of the last model's batch) with who
+    said them and when."""
+    from db.fragments import FragmentFilterSpec, list_fragments
+    from db.keyset import PageRequest
+
+    async with runtime.read() as session:
+        page = await list_fragments(
+            session, FragmentFilterSpec(source_id=source_id, batch_id=batch_id,
+                                        subject_only=True),
+            "POSITION", False, PageRequest(first=3, count=True))
+    console.print(f"{DEMO_MODELS[-1]} found {page.total_count} fragments in the subject's own "
+                  "words in the transcript (subjectOnly); the first ones, and where they are:")
+    for row in page.rows:
+        console.print(f"  {row.speaker}, {_clock(row.time_start_ms)}-{_clock(row.time_end_ms)}:"
+                      f" {row.quote[:90]!r}")
+
+
 def _share(part: int, whole: int) -> str:
     return f"{part} ({100 * part / whole:.0f}%)" if whole else "0"
 
@@ -135,6 +160,7 @@ async def run_demo(settings: Settings, console: Console) -> int:
                           f"{Decimal(row.cost_usd):.6f}", str(row.latency_ms))
         console.print(table)
         await _print_reports(runtime, source_ids, console)
+        await _print_transcript(runtime, source_ids[-1], started.batch_ids[-1], console)
         console.print("Explore the fragments in GraphiQL: `mmos serve`, then open "
                       "http://127.0.0.1:8000/graphql")
         return 0

@@ -28,3 +28,7 @@ def test_the_demo_table_and_its_sentence_show_the_same_digits(throwaway_url: str
         model, score, interval = sentence.groups()
         assert rows[model] == (score, interval)
         assert all(re.fullmatch(r"\d+\.\d\d", s) for s, _ in rows.values())
+    # The transcript: the subject's fragments, with the speaker and the time range of each.
+    said = re.search(r"rules-thorough found (\d+) fragments in the subject's own words", out)
+    assert said is not None and int(said.group(1)) > 0, out[-3000:]
+    assert re.search(r"Margaret Lindqvist, 00:00:\d\d-00:00:\d\d: '", out), out[-3000:]
