@@ -273,3 +273,29 @@ async def test_losing_the_server_mid_session_says_so(
     assert "Cannot reach the MMOS server" in await alert.inner_text()
     assert await page.locator("mark.seg").count() > 0
     await page.locator("#card-status", has_text="unverified").wait_for()
+
+
+TRANSCRIPT = """mutation($input: CreateSourceInput!) { createSource(input: $input) {
+  __typename ... on CreateSourcePayload { source { id } } } }"""
+
+
+async def test_a_transcript_fragment_says_who_spoke_and_when(
+        page: Any, server: LiveServer, engine_gql: GraphQLClient) -> None:
+    from api.demo_data import load_transcript
+    from tests.support.processing import start
+
+    sample = load_transcript()
+    body = await engine_gql(TRANSCRIPT, {"input": {
+        "sourceCode": "REVIEW_VTT", "title": sample["title"], "sourceType": "PODCAST",
+        "content": sample["content"], "contentFormat": "VTT", "subject": sample["subject"]}})
+    source_id = body["data"]["createSource"]["source"]["id"]
+    payload = await start(engine_gql, source_id, ["rules-thorough"])
+    await wait_batch(engine_gql, payload["batches"][0]["id"])
+    await open_reader(page, server, source_id)
+    # When: the first fragment is opened
+    await page.keyboard.press("j")
+    # Then: the card says who spoke it and when, from the cues its span covers
+    where = page.locator("#card-where")
+    await where.wait_for()
+    text = await where.inner_text()
+    assert text.startswith("Margaret Lindqvist, 00:00:"), text

@@ -4,7 +4,7 @@ import { ApiError, gql, keyStore } from "./api.js";
 import { CostQualityPlot, ComparisonTable } from "./charts.js";
 import { Progress } from "./progress.js";
 import { segmentsOf } from "./spans.js";
-import { html, label, PALETTE, render, TINTS, useCallback, useEffect, useMemo, useRef, useState } from "./ui.js";
+import { html, label, PALETTE, render, TINTS, useCallback, useEffect, useMemo, useRef, useState, whereText } from "./ui.js";
 
 const ME = `{ me { name role canReview keyless } }`;
 const SOURCES = `query Sources($filter: SourceFilter, $after: String) {
@@ -23,7 +23,8 @@ const SPANS = `query Spans($id: ID!, $runs: [ID!]) { source(id: $id) {
   fragmentSpans(runIds: $runs) { fragmentId runId model charStart charEnd grounding verificationStatus category } } }`;
 const FRAGMENT = `query Fragment($id: ID!) { node(id: $id) { ... on Fragment {
   id fragmentCode model quote content category fragmentType insight grounding groundingScore
-  verificationStatus verifiedBy charStart charEnd tags { name }
+  verificationStatus verifiedBy charStart charEnd tags { name } mixesSpeakers
+  location { page pages timeStartMs timeEndMs speaker chapter }
   verificationHistory { decision previousStatus reviewer notes createdAt } } } }`;
 const VERIFY = `mutation Verify($input: VerifyFragmentInput!) { verifyFragment(input: $input) {
   __typename ... on VerifyFragmentPayload { fragment { id verificationStatus } }
@@ -343,6 +344,8 @@ function FragmentCard({ id, me, notesRef, decide, move, status, report, notice }
         <dt>Category</dt><dd>${label(fragment.category)}</dd>
         <dt>Type</dt><dd>${label(fragment.fragmentType)}</dd>
         <dt>Grounding</dt><dd>${label(fragment.grounding)} (score ${fragment.groundingScore})</dd>
+        ${whereText(fragment.location) && html`<dt>Where</dt><dd id="card-where">${whereText(fragment.location)}</dd>`}
+        ${fragment.mixesSpeakers && html`<dt>Speakers</dt><dd class="warning">mixes two speakers' turns</dd>`}
         ${fragment.insight && html`<dt>Insight</dt><dd>${fragment.insight}</dd>`}
         <dt>Tags</dt><dd>${fragment.tags.length ? fragment.tags.map((t) => t.name).join(", ") : "none"}</dd>
       </dl>`}
