@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from api.settings import Settings
 from db.engine import make_engine, make_sessionmaker, one_statement_sessions
 from db.uow import SqlUnitOfWorkFactory
+from domain.connections import API_POOL_SIZE
 from domain.documents import ConversionLimits
 from domain.events import EventBus
 from domain.ports import FileConverter, Forecaster, JobDispatcher, Ports, PriceCatalog
@@ -167,11 +168,12 @@ def _event_bus(settings: Settings, container: Container) -> EventBus:
 
 
 async def build_container(settings: Settings, *, database_url: str | None = None,
-                          migrate: bool = True, pool_size: int = 10, broker: Any = None,
+                          migrate: bool = True, pool_size: int = API_POOL_SIZE,
+                          broker: Any = None,
                           catch_up: bool = True, hub: Any = None) -> Container:
     """Connect, migrate, wire the bus and the dispatcher, seed, catch up: in that order."""
     url = database_url or resolve_database_url(settings)
-    engine = make_engine(url, pool_size=pool_size)
+    engine = make_engine(url, pool_size=settings.db_pool_size or pool_size)
     if migrate:
         from db.migrate import upgrade
 
@@ -232,8 +234,8 @@ def worker_pool_size(settings: Settings) -> int:
     call's cost settlement runs while the answer is parsed, and a repair call may reserve
     meanwhile), plus lease renewals, the sweeper and run bookkeeping. A pool smaller than
     that opens and closes connections all the time under load, and every new connection
-    pays for a handshake and for preparing its statements."""
-    return 2 * settings.llm_concurrency + 4
+    pays for a handshake and for preparing its statements. MMOS_DB_POOL_SIZE overrides it."""
+    return settings.db_pool_size or 2 * settings.llm_concurrency + 4
 
 
 def worker_host(settings: Settings, database_url: str, *, broker: Any, sweep: bool = True,

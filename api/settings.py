@@ -64,6 +64,11 @@ class Settings(BaseSettings):
     # An open WebSocket's key is verified again when older than this (revocation holds).
     ws_key_recheck_seconds: float = Field(default=30.0, gt=0, le=30)
 
+    # PostgreSQL connections each process keeps open (the API and every worker), as many again
+    # under load. Unset: 10 for the API, 2 x MMOS_LLM_CONCURRENCY + 4 for a worker. A worker
+    # warns when it starts if the live fleet may exceed the server's max_connections.
+    db_pool_size: int | None = Field(default=None, ge=1, le=500)
+
     # Processing
     worker_threads: int = Field(default=4, ge=1)
     # `mmos worker`: while a thread is free, claim waiting jobs this often without a message

@@ -72,3 +72,14 @@ class WorkerRepository:
     async def reach(self, within_seconds: float) -> list[WorkerReach]:
         rows = await self.session.execute(_REACH, {"within": float(within_seconds)})
         return [WorkerReach.from_json(row.worker_id, row.providers) for row in rows]
+
+
+async def connection_limits(session: Any, within_seconds: float,
+                            worker_id: str) -> tuple[int, int]:
+    """(the server's max_connections, the workers alive: those seen within `within_seconds`
+    other than `worker_id`, plus that one)."""
+    limit = (await session.execute(sa.text("SHOW max_connections"))).scalar_one()
+    others = (await session.execute(sa.text(
+        "SELECT count(*) FROM workers WHERE last_seen_at >= now() - make_interval(secs => :w)"
+        " AND worker_id <> :me"), {"w": within_seconds, "me": worker_id})).scalar_one()
+    return int(limit), int(others) + 1

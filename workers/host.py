@@ -14,9 +14,10 @@ from typing import Any
 
 import dramatiq
 
-from db.workers import beat, forget
+from db.workers import beat, connection_limits, forget
+from domain.connections import API_POOL_SIZE, ConnectionBudget
 from domain.llm import ModelClient
-from domain.preflight import HEARTBEAT_SECONDS, WorkerReach
+from domain.preflight import ALIVE_SECONDS, HEARTBEAT_SECONDS, WorkerReach
 from workers.batch_api import batch_client_for
 from workers.pipeline import Pipeline, PipelineHooks
 from workers.providers import worker_reach
@@ -54,6 +55,7 @@ class WorkerHost:
         self.active = 0
         self.stopping = False
         self._poller: asyncio.Task[None] | None = None
+        self._connections_checked = False
         self._polled: set[asyncio.Task[None]] = set()
 
     def idle_poll(self, slots: int, every_seconds: float) -> None:
@@ -180,9 +182,27 @@ class WorkerHost:
                 async with self.runtime.uow() as uow:
                     await beat(uow.session, self.worker_id, socket.gethostname(), os.getpid(),
                                reach)
+                if not self._connections_checked:
+                    self._connections_checked = True
+                    await self.check_connections()
             except Exception:
                 log.warning("heartbeat failed", exc_info=True)
             await asyncio.sleep(HEARTBEAT_SECONDS)
+
+    async def check_connections(self) -> ConnectionBudget:
+        """Warn (once, at start) when the pools of the live workers and the API pass what
+        PostgreSQL allows: they would fail with "too many clients"."""
+        assert self.runtime is not None
+        async with self.runtime.read() as session:
+            limit, alive = await connection_limits(session, ALIVE_SECONDS, self.worker_id)
+        size = getattr(self.runtime.engine.pool, "size", None)
+        budget = ConnectionBudget(limit, alive, size() if callable(size) else 0,
+                                  self.runtime.settings.db_pool_size or API_POOL_SIZE)
+        if (warning := budget.warning()) is not None:
+            log.warning("worker %s: %s", self.worker_id, warning)
+        else:
+            log.info("worker %s: %s", self.worker_id, budget.note())
+        return budget
 
     async def _sweeper(self) -> None:
         while True:
