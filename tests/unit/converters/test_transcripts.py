@@ -128,3 +128,26 @@ def test_a_time_past_what_a_graphql_int_holds_is_refused_naming_the_line() -> No
         Converters().convert(data, ContentFormat.VTT)
     assert caught.value.line == 6
     assert "596:31:23.647" in caught.value.message
+
+
+def _srt(*lines: str) -> bytes:
+    blocks = [f"{i + 1}\n00:00:{i:02d},000 --> 00:00:{i:02d},900\n{line}\n"
+              for i, line in enumerate(lines)]
+    return "\n".join(blocks).encode()
+
+
+def test_a_one_off_label_among_recurring_speakers_is_words_not_a_speaker() -> None:
+    data = _srt("Host: Where did you grow up?", "Marta: In Porto.",
+                "Anyway: it was a long time ago.", "Host: And school?", "Marta: Hard.",
+                "MAYOR: Welcome, everyone.")
+    document = Converters().convert(data, ContentFormat.SRT)
+    turns = [s.speaker for s in document.segments if s.kind is SegmentKind.TURN]
+    assert turns == ["Host", "Marta", "Host", "Marta", "MAYOR"]
+    assert "Marta: In Porto. Anyway: it was a long time ago." in document.text
+
+
+def test_in_a_transcript_where_no_label_recurs_every_label_is_a_speaker() -> None:
+    document = Converters().convert(_srt("Host: Welcome.", "Marta: Thank you."),
+                                    ContentFormat.SRT)
+    assert [s.speaker for s in document.segments if s.kind is SegmentKind.TURN] == [
+        "Host", "Marta"]
