@@ -2,7 +2,8 @@
 
 Running headers and footers: among the first two and the last two lines of each page, a line
 that repeats (digits read as '#', spaces collapsed, case ignored) at the same edge on at least
-60% of the pages with text, and on at least 3, is dropped; so is a bare page number there
+60% of the pages with text, or of the odd or of the even pages (a book's title on one side,
+its chapter on the other), and on at least 3, is dropped; so is a bare page number there
 ("12", "Page 12", "12 of 40", "- 12 -", "xii").
 
 Paragraphs: the lines of a paragraph are joined with one space. A paragraph ends at a blank
@@ -71,25 +72,44 @@ def _key(line: str) -> str:
 
 def drop_running_lines(pages: list[list[str]]) -> tuple[int, int]:
     """Remove running headers, footers and bare page numbers in place; (lines, numbers)."""
-    with_text = [lines for lines in pages if lines]
-    threshold = max(3, math.ceil(0.6 * len(with_text)))
-    top = Counter(k for lines in with_text for k in {_key(x) for x in lines[:_EDGE]})
-    bottom = Counter(k for lines in with_text for k in {_key(x) for x in lines[-_EDGE:]})
+    with_text = [(number, lines) for number, lines in enumerate(pages) if lines]
+    # All pages together, and odd and even pages apart: books often run the title on one
+    # side and the chapter on the other, each on half of the pages.
+    groups = [with_text, [p for p in with_text if p[0] % 2 == 0],
+              [p for p in with_text if p[0] % 2 == 1]]
+    tallies = [(max(3, math.ceil(0.6 * len(group))), _edges(group, 0), _edges(group, -1))
+               for group in groups]
+
+    def running_line(number: int, line: str, edge: int) -> bool:
+        key = _key(line)
+        for index, (threshold, top, bottom) in enumerate(tallies):
+            if index and index - 1 != number % 2:
+                continue
+            if (top if edge == 0 else bottom)[key] >= threshold:
+                return True
+        return False
+
     running = numbers = 0
-    for lines in with_text:
-        for edge, counts in ((0, top), (-1, bottom)):
+    for number, lines in with_text:
+        for edge in (0, -1):
             for _ in range(_EDGE):
                 if not lines:
                     break
                 line = lines[edge]
                 if _PAGE_NUMBER.match(line.strip()):
                     numbers += 1
-                elif counts[_key(line)] >= threshold:
+                elif running_line(number, line, edge):
                     running += 1
                 else:
                     break
                 del lines[edge]
     return running, numbers
+
+
+def _edges(group: list[tuple[int, list[str]]], edge: int) -> Counter[str]:
+    """How many pages of `group` have each key among their first (edge 0) or last lines."""
+    cut = slice(None, _EDGE) if edge == 0 else slice(-_EDGE, None)
+    return Counter(k for _, lines in group for k in {_key(x) for x in lines[cut]})
 
 
 def paragraphs(pages: list[list[str]]) -> Layout:

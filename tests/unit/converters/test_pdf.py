@@ -118,3 +118,15 @@ def test_a_pdf_past_the_text_limit_is_refused(book):
         Converters(ConversionLimits(max_text_chars=10_000)).convert(book.data,
                                                                     ContentFormat.PDF)
     assert caught.value.message == "the text is longer than 10,000 characters, the limit"
+
+
+def test_headers_that_alternate_between_odd_and_even_pages_are_dropped() -> None:
+    pages = [[("The River Years" if n % 2 == 0 else "Chapter One: Porto"),
+              f"The body of page {'abcdefghij'[n] * 3}, its own words.", f"{n + 1}"]
+             for n in range(10)]
+    pages[3].insert(1, "A line two pages share")
+    pages[5].insert(1, "A line two pages share")
+    running, numbers = drop_running_lines(pages)
+    assert (running, numbers) == (10, 10)
+    assert all(not any(x in " ".join(p) for x in ("River Years", "Chapter One")) for p in pages)
+    assert sum("A line two pages share" in p for p in pages) == 2  # 2 of 5 odd pages: kept
