@@ -24,6 +24,7 @@ from tests.support.processing import (
     start_one_batch,
     wait_batch,
 )
+from tests.support.waiting import wait_for
 
 FRAGMENTS = """query($after: String, $filter: FragmentFilter!) {
   fragments(first: 100, after: $after, filter: $filter) {
@@ -255,3 +256,47 @@ def test_mmos_import_stores_files_and_prints_a_summary(throwaway_url: str,
     assert "copy.vtt: already stored as INTERVIEW" in done.stdout
     assert "scan.pdf: file: the file is not a readable PDF" in done.stderr
     assert done.stdout.strip().endswith("2 created, 1 duplicates, 1 errors")
+
+
+COVERAGE = """query($id: ID!) { comparison(sourceId: $id) { entries { model coverage } } }"""
+UPDATE = """mutation($input: UpdateSourceInput!) { updateSource(input: $input) { __typename } }"""
+
+
+def _subject_responder(request: RecordedRequest) -> Scripted:
+    """A model that extracts only Marta's sentences, as a model told the subject would."""
+    text = source_text_of([{"role": str(m.get("role")), "content": str(m.get("content"))}
+                           for m in request.messages]) or ""
+    fragments = [fragment_for(_LABEL.sub("", sentence), i)
+                 for paragraph in text.split("\n\n") if paragraph.startswith("Marta Silva: ")
+                 for i, sentence in enumerate(sentences_of(paragraph))]
+    return Scripted(content=answer_json(fragments))
+
+
+async def test_coverage_counts_the_subject_s_sentences_once_a_subject_is_known(
+        engine_gql: GraphQLClient, processing: Any, provider: Any) -> None:
+    from api.ids import to_global
+
+    gql = engine_gql
+    source_id = await _upload(gql, "talk.vtt", interview_vtt(120).data)
+    gid = to_global("Source", source_id)
+    await register_fake_model(gql, provider)
+    provider.set_default(_subject_responder)
+    batch_id = await start_one_batch(gql, gid)
+    assert (await wait_batch(gql, batch_id, within=60))["status"] == "COMPLETED"
+
+    async def coverage() -> float:
+        async def measured() -> float | None:
+            entries = (await gql(COVERAGE, {"id": gid}))["data"]["comparison"]["entries"]
+            return float(entries[0]["coverage"]) if entries else None
+        return await wait_for(measured, timeout=30)
+
+    # Without a subject the interviewer's questions count too: the model missed them.
+    before = await coverage()
+    assert 0.5 < before < 0.8
+    # When: the subject is named, the source is measured again on the subject's sentences
+    body = await gql(UPDATE, {"input": {"id": gid, "subject": {"name": "Marta Silva"}}})
+    assert body["data"]["updateSource"]["__typename"] == "UpdateSourcePayload"
+    # (not 1.0: the generator repeats some sentences, and a repeat within a chunk grounds
+    # where it first appears there)
+    after = await coverage()
+    assert after > before + 0.1 and after >= 0.8, (before, after)
