@@ -27,7 +27,12 @@ def load_litellm() -> ModuleType:
 
 
 def preload_provider_sdk() -> None:
-    """Import what the OpenAI SDK (LiteLLM's client for OpenAI-compatible providers) imports
-    on a client's first call: its resource modules, a third of a second of CPU. A worker does
-    it before consuming, so its first wave of calls does not pay for it while others wait."""
+    """Load what a first call would: the OpenAI SDK's resource modules (LiteLLM's client for
+    OpenAI-compatible providers imports them on its first call, a third of a second of CPU)
+    and LiteLLM's response models (built on the first answer), through one mocked completion
+    that sends nothing. A worker does it before consuming, so its first wave of calls does not
+    pay for it while the other workers wait."""
     importlib.import_module("openai.resources")
+    load_litellm().completion(model="openai/gpt-4o-mini", api_key="warm-up",
+                              messages=[{"role": "user", "content": "warm-up"}],
+                              mock_response='{"fragments": []}')
