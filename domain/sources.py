@@ -12,6 +12,7 @@ from domain.documents import ContentFormat, Segment, SegmentKind
 from domain.errors import FieldIssue, InvalidInput
 from domain.model import ExtractionPriority, SourceQuality, SourceType
 from domain.subjects import Subject, subject_speakers, validate_subject
+from domain.text import is_valid_unicode
 
 SOURCE_CODE_RE = re.compile(r"^[A-Z0-9][A-Z0-9_.-]{1,63}$")
 LANGUAGE_RE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
@@ -124,15 +125,6 @@ def _text(value: Any, path: tuple[str, ...], issues: list[FieldIssue], *, requir
     elif not is_valid_unicode(text):
         issues.append(FieldIssue(path, "must be valid Unicode (no lone surrogates)"))
     return text
-
-
-def is_valid_unicode(text: str) -> bool:
-    """False for strings with lone surrogates, which UTF-8 (and PostgreSQL) cannot store."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def check_source_code(code: str | None, path: tuple[str, ...], issues: list[FieldIssue]) -> None:

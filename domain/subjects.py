@@ -14,6 +14,7 @@ from typing import Any
 
 from domain.errors import FieldIssue, InvalidInput
 from domain.model import Span
+from domain.text import is_valid_unicode
 
 NAME_MAX = 200
 MAX_ALIASES = 20
@@ -80,18 +81,9 @@ def _name(value: Any, path: tuple[str, ...], issues: list[FieldIssue]) -> str | 
         issues.append(FieldIssue(path, f"must be at most {NAME_MAX} characters"))
     if "\x00" in text:
         issues.append(FieldIssue(path, "must not contain NUL characters"))
-    elif not _encodable(text):
+    elif not is_valid_unicode(text):
         issues.append(FieldIssue(path, "must be valid Unicode (no lone surrogates)"))
     return text
-
-
-def _encodable(text: str) -> bool:
-    # As domain/sources.py `is_valid_unicode` (which imports this module): no lone surrogates.
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def speaker_is_subject(label: str, subject: Subject) -> bool:

@@ -48,6 +48,7 @@ from domain import model as m
 from domain.errors import DomainError, FieldIssue, InvalidInput
 from domain.extraction import FRAGMENT_FIELDS
 from domain.services import processing as processing_uc
+from domain.text import is_valid_unicode
 
 if TYPE_CHECKING:
     from api.types.graph import FragmentRelation, Tag, VerificationEvent
@@ -572,13 +573,13 @@ class FragmentFilter:
         tags = [" ".join(tag.split()).lower()[:100] for tag in self.tags or []]
         if len(tags) > MAX_FILTER_TAGS:
             issues.append(FieldIssue(("filter", "tags"), f"may name at most {MAX_FILTER_TAGS}"))
-        if any("\x00" in tag or not _encodable(tag) for tag in tags):
+        if any("\x00" in tag or not is_valid_unicode(tag) for tag in tags):
             issues.append(FieldIssue(("filter", "tags"), "must be valid text without NUL"))
         speakers = [" ".join(name.split())[:200] for name in self.speakers or []]
         if len(speakers) > MAX_FILTER_TAGS:
             issues.append(FieldIssue(("filter", "speakers"),
                                      f"may name at most {MAX_FILTER_TAGS}"))
-        if any("\x00" in name or not _encodable(name) for name in speakers):
+        if any("\x00" in name or not is_valid_unicode(name) for name in speakers):
             issues.append(FieldIssue(("filter", "speakers"), "must be valid text without NUL"))
         if issues:
             raise InvalidInput(issues)
@@ -594,14 +595,6 @@ class FragmentFilter:
             min_relevance=self.min_relevance, max_relevance=self.max_relevance,
             min_confidence=self.min_confidence, max_confidence=self.max_confidence,
             tags=tags or None, speakers=speakers or None, subject_only=self.subject_only)
-
-
-def _encodable(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 @strawberry.enum
